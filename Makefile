@@ -1,0 +1,49 @@
+# sloscaler — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck layers pytest prometheus clean bench-sim
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the closed loop on the bundled Azure conversation trace; prints a summary, writes report.html
+demo: $(STAMP)
+	$(BIN)/sloscaler simulate --scenario azure-conv-h100 --report report.html --json demo-summary.json
+
+## prometheus: install Debian's prometheus (server + promtool) when missing
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing Debian package prometheus (for promtool and the real-Prometheus tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	  || echo "warning: could not install prometheus; tests that need it will be skipped"; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy autoscaler predictor policies simulator
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP) prometheus
+	$(BIN)/pytest -n 2 --durations=15
+
+## test: lint, types, layer contracts and the whole test suite
+test: lint typecheck layers pytest
+
+bench-sim: $(STAMP)
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
