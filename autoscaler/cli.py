@@ -16,10 +16,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from simulator.perf.catalog import load_catalog
 
 from autoscaler.logging import configure
 from autoscaler.policies import POLICIES, make_controller
-from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError
 
@@ -46,8 +46,10 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     t.add_column("value", justify="right")
     slo = summary["slo"]
     t.add_row("requests", f"{summary['requests']:,}")
-    t.add_row("completed / shed / failed", f"{summary['completed']:,} / {summary['shed']:,} / "
-              f"{summary['failed']:,}")
+    t.add_row(
+        "completed / shed / failed",
+        f"{summary['completed']:,} / {summary['shed']:,} / {summary['failed']:,}",
+    )
     t.add_row(
         f"SLO attainment (TTFT ≤ {slo['ttft_ms']:g} ms and TPOT ≤ {slo['tpot_ms']:g} ms)",
         f"{summary['slo_attainment']:.4f}",
@@ -61,8 +63,9 @@ def _summary_table(summary: dict[str, Any]) -> Table:
             )
     t.add_row("GPU-hours", f"{summary['gpu_hours']:.2f}")
     t.add_row("cost", f"${summary['cost']:.2f}")
-    t.add_row("simulated / wall time", f"{summary['sim_seconds']:.0f} s / "
-              f"{summary['wall_seconds']:.1f} s")
+    t.add_row(
+        "simulated / wall time", f"{summary['sim_seconds']:.0f} s / {summary['wall_seconds']:.1f} s"
+    )
     for p in summary["pools"]:
         t.add_row(
             f"pool {p['name']} ({p['role']}, {p['accelerator']}×{p['gpus_per_replica']})",
@@ -102,8 +105,10 @@ def simulate(
     ] = None,
     openmetrics: Annotated[
         Path | None,
-        typer.Option(help="also write every pod's vLLM metrics as an OpenMetrics file "
-                     "(loadable with promtool tsdb create-blocks-from openmetrics)"),
+        typer.Option(
+            help="also write every pod's vLLM metrics as an OpenMetrics file "
+            "(loadable with promtool tsdb create-blocks-from openmetrics)"
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
 ) -> None:
@@ -123,10 +128,10 @@ def simulate(
     hooks: tuple[Any, ...] = ()
     writer = None
     if openmetrics is not None:
-        from simulator.metrics.openmetrics import OpenMetricsWriter, all_sources
+        from simulator.metrics import OpenMetricsWriter
 
         writer = OpenMetricsWriter(openmetrics)
-        hooks = ((15.0, lambda t, cluster: writer.write(all_sources(cluster), t)),)
+        hooks = ((15.0, lambda t, cluster: writer.write(cluster.metric_sources(), t)),)
     progress_cb = None
     bar = None
     if sys.stderr.isatty() and json_out != "-":
@@ -206,15 +211,27 @@ def catalog() -> None:
     for col in ("name", "vendor", "memory GiB", "bf16 TFLOP/s", "HBM TB/s", "$/GPU-h", "derived"):
         t.add_column(col)
     for a in cat.accelerators.values():
-        t.add_row(a.name, a.vendor, f"{a.memory_gib:g}", f"{a.peak_bf16_tflops:g}",
-                  f"{a.hbm_tbps:g}", f"{a.price_per_gpu_hour:.2f}", "yes" if a.derived else "no")
+        t.add_row(
+            a.name,
+            a.vendor,
+            f"{a.memory_gib:g}",
+            f"{a.peak_bf16_tflops:g}",
+            f"{a.hbm_tbps:g}",
+            f"{a.price_per_gpu_hour:.2f}",
+            "yes" if a.derived else "no",
+        )
     Console().print(t)
     m = Table(title="models")
     for col in ("name", "params (B)", "active (B)", "KV bytes/token", "max len"):
         m.add_column(col)
     for model in cat.models.values():
-        m.add_row(model.name, f"{model.params_b:g}", f"{model.active_params_b:g}",
-                  f"{model.kv_bytes_per_token:,}", f"{model.max_model_len:,}")
+        m.add_row(
+            model.name,
+            f"{model.params_b:g}",
+            f"{model.active_params_b:g}",
+            f"{model.kv_bytes_per_token:,}",
+            f"{model.max_model_len:,}",
+        )
     Console().print(m)
 
 

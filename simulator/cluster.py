@@ -29,10 +29,12 @@ from simulator.control import (
     PoolView,
 )
 from simulator.engine import Engine, Seq, prefix_block_keys
-from simulator.metrics.vllm import GatewayMetrics, VllmMetrics
+from simulator.metrics import GatewayMetrics, VllmMetrics
 from simulator.perf.transport import TransportProfile
 from simulator.pods import Phase, Pod, Pool, PoolSpec
 from simulator.workload import RequestSpec, Trace
+
+QUEUE_TIMEOUT = "FlowControlQueueTimeout"  # error code counted when a held request expires
 
 # request status codes in the records
 PENDING, DONE, SHED, FAILED = 0, 1, 2, 3
@@ -142,12 +144,12 @@ class Cluster:
         self.now = 0.0
         self.records = RequestRecords.empty(len(self.reqs))
         self.samples: list[Sample] = []
-        self.gateway_metrics = GatewayMetrics()
         self._events: list[tuple[float, int, int, object, int]] = []
         self._seq = itertools.count()
         self._by_model: dict[str, list[Pool]] = {}
         for pool in self.pools:
             self._by_model.setdefault(pool.spec.model, []).append(pool)
+        self.gateway_metrics = {m: GatewayMetrics(pool=m, model_name=m) for m in self._by_model}
         self._held: dict[str, deque[int]] = {}
         self._held_set: set[int] = set()
         self._weights: dict[str, dict[str, float]] = {}
@@ -216,7 +218,7 @@ class Cluster:
             self.now = max(self.now, t)
             self._handle(kind, obj, version)
         end = max(self.now, last)
-        self._fail_unfinished(end)
+        self._fail_unfinished()
         return SimulationOutput(
             trace=self.trace,
             pools=self.pools,
@@ -434,7 +436,7 @@ class Cluster:
         model = spec.model or self.default_model
         if spec.priority < 0 and not self._admit_sheddable.get(model, True):
             self.records.status[i] = SHED
-            self.gateway_metrics.shed_total += 1
+            self.gateway_metrics[model].record_shed()
             return
         if model not in self._by_model:
             self.records.status[i] = FAILED
@@ -461,15 +463,20 @@ class Cluster:
         return True
 
     def _submit(self, pod: Pod, seq: Seq) -> None:
+        if not seq.remote_kv:
+            gw = self.gateway_metrics.get(pod.pool.spec.model)
+            if gw is not None:
+                gw.record_scheduled()
         eng = pod.engine
         eng.advance(self.now)
         eng.add(seq)
         self._reschedule(pod)
 
     def _hold(self, i: int, model: str) -> None:
-        self._held.setdefault(model, deque()).append(i)
+        q = self._held.setdefault(model, deque())
+        q.append(i)
         self._held_set.add(i)
-        self.gateway_metrics.flow_control_queue_size = len(self._held_set)
+        self.gateway_metrics[model].set_queue_size(self._queued(model))
         self._push(self.now + self.gw.queue_timeout_s, _EV_TIMEOUT, i)
 
     def _release_held(self, model: str) -> None:
@@ -483,14 +490,20 @@ class Cluster:
                 break
             q.popleft()
             self._held_set.discard(i)
-        self.gateway_metrics.flow_control_queue_size = len(self._held_set)
+        if model in self.gateway_metrics:
+            self.gateway_metrics[model].set_queue_size(self._queued(model))
+
+    def _queued(self, model: str) -> int:
+        return sum(1 for i in self._held.get(model, ()) if i in self._held_set)
 
     def _timeout(self, i: int) -> None:
         if i in self._held_set:
             self._held_set.discard(i)
             self.records.status[i] = FAILED
-            self.gateway_metrics.flow_control_timeouts_total += 1
-            self.gateway_metrics.flow_control_queue_size = len(self._held_set)
+            model = self.reqs[i].model or self.default_model
+            gw = self.gateway_metrics[model]
+            gw.record_shed(error_code=QUEUE_TIMEOUT)
+            gw.set_queue_size(self._queued(model))
 
     def _requeue(self, seq: Seq) -> None:
         """A request stranded on a deleted pod goes back through the gateway."""
@@ -553,7 +566,8 @@ class Cluster:
         dseq = Seq(i, seq.spec, self.now, seq.spec.output_tokens, [], remote_kv=True)
         self._submit(dpod, dseq)
 
-    def _fail_unfinished(self, end: float) -> None:
+    def _fail_unfinished(self) -> None:
+        """Requests still in flight when the drain limit ran out count as failed."""
         st = self.records.status
         st[st == PENDING] = FAILED
 
@@ -578,6 +592,14 @@ class Cluster:
         self._arrivals_since_sample = 0
         self.samples.append(s)
 
+    def metric_sources(self) -> list[VllmMetrics | GatewayMetrics]:
+        """Every live pod's vLLM metrics and the gateway's, for scraping or recording."""
+        out: list[VllmMetrics | GatewayMetrics] = [
+            pod.engine.metrics for pool in self.pools for pod in pool.pods
+        ]
+        out.extend(self.gateway_metrics.values())
+        return out
+
     def view(self) -> ClusterView:
         pools = tuple(
             PoolView(
@@ -591,7 +613,13 @@ class Cluster:
                 max_replicas=p.spec.max_replicas,
                 desired=p.desired,
                 pods=tuple(
-                    PodView(pod.name, _PHASE_NAMES[pod.phase], pod.loading_t, pod.ready_t, pod.engine.metrics)
+                    PodView(
+                        pod.name,
+                        _PHASE_NAMES[pod.phase],
+                        pod.loading_t,
+                        pod.ready_t,
+                        pod.engine.metrics,
+                    )
                     for pod in p.pods
                 ),
                 startup_estimate_s=p.spec.startup_time_s(),

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from simulator.metrics.vllm import GatewayMetrics, VllmMetrics
+from simulator.metrics import GatewayMetrics, VllmMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class FinishedRequest:
 class ClusterView:
     now: float
     pools: tuple[PoolView, ...]
-    gateway: GatewayMetrics
+    gateway: Mapping[str, GatewayMetrics]  # per model (one InferencePool each)
     finished: Sequence[FinishedRequest] = ()
 
 

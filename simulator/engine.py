@@ -59,15 +59,15 @@ class Seq:
         "arrival",
         "blocks",
         "computed",
-        "finish_t",
         "finish_reason",
+        "finish_t",
         "first_sched",
         "first_token_t",
         "out",
         "owner",
         "preemptions",
-        "prefix_keys",
         "prefix_hit_tokens",
+        "prefix_keys",
         "prompt",
         "remote_kv",
         "rid",
@@ -89,7 +89,9 @@ class Seq:
         self.rid = rid
         self.spec = spec
         self.arrival = arrival
-        self.prompt = spec.input_tokens  # tokens to prefill (prompt + output so far after preemption)
+        self.prompt = (
+            spec.input_tokens
+        )  # tokens to prefill (prompt + output so far after preemption)
         self.target_out = target_out
         self.out = 0
         self.computed = 0

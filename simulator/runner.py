@@ -17,9 +17,9 @@ from simulator.cluster import Cluster, GatewayConfig, SampleHook, SimulationOutp
 from simulator.control import Controller
 from simulator.perf.transport import transport
 from simulator.scenario import Scenario, ScenarioError
+from simulator.scenario_trace import trace_for_scenario
 from simulator.summary import summarize
 from simulator.traces import load_trace
-from simulator.scenario_trace import trace_for_scenario
 from simulator.workload import Trace
 
 

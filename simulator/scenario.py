@@ -35,7 +35,8 @@ class TraceModel(_Strict):
     bundled: str | None = Field(None, description="name of a bundled trace (sloscaler traces)")
     path: str | None = Field(None, description="trace file, relative to the scenario file")
     generate: dict[str, Any] | None = Field(
-        None, description="synthetic or ServeGen generator: {kind: poisson|gamma|diurnal|step|servegen, ...}"
+        None,
+        description="generator and its parameters: {kind: poisson|gamma|diurnal|step|servegen, …}",
     )
     start_s: float = Field(0.0, ge=0, description="skip arrivals before this offset, seconds")
     duration_s: float | None = Field(None, gt=0, description="keep this many seconds of the trace")
@@ -51,7 +52,9 @@ class TraceModel(_Strict):
 class SLOModel(_Strict):
     ttft_ms: float = Field(gt=0, description="p90 time-to-first-token objective, milliseconds")
     tpot_ms: float = Field(gt=0, description="p90 time-per-output-token objective, milliseconds")
-    attainment: float = Field(0.99, gt=0, le=1, description="target fraction of requests within SLO")
+    attainment: float = Field(
+        0.99, gt=0, le=1, description="target fraction of requests within SLO"
+    )
 
 
 class EngineModel(_Strict):

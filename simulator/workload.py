@@ -41,7 +41,7 @@ class RequestSpec:
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """An arrival-ordered list of requests plus where they came from (for reports and attribution)."""
+    """Arrival-ordered requests plus where they came from (for reports and attribution)."""
 
     name: str
     requests: tuple[RequestSpec, ...]

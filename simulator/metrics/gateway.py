@@ -88,7 +88,7 @@ _Keys = tuple[tuple[str, LabelTuple], ...]
 
 
 class _GatewayLayout:
-    __slots__ = ("base", "identity", "model_labels", "queue_family", "requests_keys", "_cache")
+    __slots__ = ("_cache", "base", "identity", "model_labels", "queue_family", "requests_keys")
 
     def __init__(self, pool: str, model: str, target: str, extra: dict[str, str], qname: str):
         self.model_labels = label_set(extra, model_name=model, target_model_name=target)
@@ -102,9 +102,7 @@ class _GatewayLayout:
         key = ("q", fairness_id, priority)
         cached = self._cache.get(key)
         if cached is None:
-            labels = label_set(
-                dict(self.identity), fairness_id=fairness_id, priority=str(priority)
-            )
+            labels = label_set(dict(self.identity), fairness_id=fairness_id, priority=str(priority))
             cached = (labels, ((self.queue_family.name, labels),))
             self._cache[key] = cached
         return cached
@@ -153,8 +151,9 @@ class GatewaySnapshot:
     def collect(self) -> list[FamilySamples]:
         """The families that have series, sorted by name as client_golang's ``Gather`` does.
 
-        A Go metric vector with no children is not exported at all, so the error counter appears
-        with the first rejected request and the queue gauge with the first band set.
+        A Go metric vector with no children is not exported at all, so the request counter appears
+        with the first scheduled request, the error counter with the first rejected one and the
+        queue gauge with the first band set — absent, not zero, as on a real EPP.
         """
         layout = self._layout
         errors = []
@@ -165,7 +164,11 @@ class GatewaySnapshot:
         for (fairness_id, priority), n in self.queue_sizes:
             labels, keys = layout.queue_keys(fairness_id, priority)
             queues.append(SeriesGroup(labels, keys, (n,)))
-        requests = [SeriesGroup(layout.model_labels, layout.requests_keys, (self.requests_total,))]
+        requests = []
+        if self.requests_total:
+            requests.append(
+                SeriesGroup(layout.model_labels, layout.requests_keys, (self.requests_total,))
+            )
         families = [
             FamilySamples(layout.queue_family, queues),
             FamilySamples(_ERRORS, errors),

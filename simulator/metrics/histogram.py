@@ -23,6 +23,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -33,14 +34,9 @@ def _check_bounds(bounds: Sequence[float]) -> tuple[float, ...]:
         raise ValueError("a histogram needs at least one finite bucket bound")
     if any(not math.isfinite(b) for b in edges):
         raise ValueError("bucket bounds must be finite; +Inf is implicit")
-    if any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+    if any(a >= b for a, b in pairwise(edges)):
         raise ValueError(f"bucket bounds must be strictly increasing: {edges}")
     return edges
-
-
-def _arith_value(first: float, step: float, j: int) -> float:
-    """The j-th value of an arithmetic sequence, evaluated exactly as ``first + j * step``."""
-    return first + j * step
 
 
 def _count_le(first: float, step: float, k: int, edge: float) -> int:
@@ -48,23 +44,23 @@ def _count_le(first: float, step: float, k: int, edge: float) -> int:
 
     Floating-point ``first + j*step`` is monotone in ``j``, so the values ``<= edge`` form a prefix
     (``step > 0``) or a suffix (``step < 0``) of the sequence. The division gives the boundary
-    index up to rounding; the two correction loops (each runs at most once or twice) make it exact
+    index up to rounding; the correction loops (each runs at most once or twice) make it exact
     with respect to the floating-point values a naive loop would observe.
     """
     if step > 0:
         q = (edge - first) / step
         n = 0 if q < 0 else (k if q >= k else int(q) + 1)
-        while n > 0 and _arith_value(first, step, n - 1) > edge:
+        while n > 0 and first + (n - 1) * step > edge:
             n -= 1
-        while n < k and _arith_value(first, step, n) <= edge:
+        while n < k and first + n * step <= edge:
             n += 1
         return n
     # step < 0: the values <= edge are j >= m for the smallest such m.
     q = (first - edge) / -step
     m = 0 if q <= 0 else (k if q >= k else math.ceil(q))
-    while m > 0 and _arith_value(first, step, m - 1) <= edge:
+    while m > 0 and first + (m - 1) * step <= edge:
         m -= 1
-    while m < k and _arith_value(first, step, m) > edge:
+    while m < k and first + m * step > edge:
         m += 1
     return k - m
 

@@ -145,7 +145,9 @@ def check_label_names(labels: Mapping[str, str], reserved: Sequence[str]) -> dic
         if not _LABEL_NAME.match(name) or name.startswith("__"):
             raise ValueError(f"invalid Prometheus label name {name!r}")
         if name in reserved:
-            raise ValueError(f"label {name!r} is set by the metrics themselves; choose another name")
+            raise ValueError(
+                f"label {name!r} is set by the metrics themselves; choose another name"
+            )
         out[name] = str(value)
     return out
 
@@ -162,7 +164,7 @@ def format_value(value: float) -> str:
         return "+Inf"
     if d == -math.inf:
         return "-Inf"
-    if d != d:  # NaN
+    if math.isnan(d):
         return "NaN"
     s = repr(d)
     dot = s.find(".")

@@ -8,9 +8,10 @@ type, HELP text, ``model_name``/``engine`` labels, bucket edges — and nothing 
 
 The engine holds one :class:`VllmMetrics` per pod and updates it on its hot path: gauges and
 counters are plain attributes it assigns or increments, histograms are :class:`Histogram` objects
-(``observe`` is one ``bisect``). Reading happens elsewhere and is cheap: :meth:`VllmMetrics.snapshot`
-copies the values into an immutable :class:`MetricsSnapshot`, which the controller diffs over a
-window (rates, window quantiles) and which the text/OpenMetrics renderers turn into series.
+(``observe`` is one ``bisect``). Reading happens elsewhere and is cheap:
+:meth:`VllmMetrics.snapshot` copies the values into an immutable :class:`MetricsSnapshot`, which
+the controller diffs over a window (rates, window quantiles) and which the text and OpenMetrics
+renderers turn into series.
 
 Version choice: vLLM ≥ 0.11 exports per-step inter-token latency as
 ``vllm:inter_token_latency_seconds``; ≤ 0.10 exported the same histogram as
@@ -104,9 +105,12 @@ def build_1_2_5_buckets(max_value: int) -> tuple[float, ...]:
 
 # (attribute, metric name, vLLM's HELP text), in vLLM's registration order.
 _GAUGES: Final = (
-    ("num_requests_running", "vllm:num_requests_running", "Number of requests in model execution batches."),
-    ("num_requests_waiting", "vllm:num_requests_waiting", "Number of requests waiting to be processed."),
-    ("kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
+    ("num_requests_running", "vllm:num_requests_running",
+     "Number of requests in model execution batches."),
+    ("num_requests_waiting", "vllm:num_requests_waiting",
+     "Number of requests waiting to be processed."),
+    ("kv_cache_usage_perc", "vllm:kv_cache_usage_perc",
+     "KV-cache usage. 1 means 100 percent usage."),
 )  # fmt: skip
 _COUNTERS: Final = (
     ("prefix_cache_queries", "vllm:prefix_cache_queries",
@@ -120,8 +124,8 @@ _COUNTERS: Final = (
 _REQUEST_SUCCESS: Final = MetricFamily(
     "vllm:request_success", "counter", "Count of successfully processed requests."
 )
-_TOKENS = "tokens"  # marker: 1-2-5 buckets up to max_model_len
-_HISTOGRAMS: Final = (
+_TOKENS: Final[tuple[float, ...]] = ()  # marker: 1-2-5 buckets up to max_model_len
+_HISTOGRAMS: Final[tuple[tuple[str, str, str, tuple[float, ...]], ...]] = (
     ("request_prompt_tokens", "vllm:request_prompt_tokens",
      "Number of prefill tokens processed.", _TOKENS),
     ("request_generation_tokens", "vllm:request_generation_tokens",
@@ -183,23 +187,24 @@ class _Layout:
     ) -> None:
         self.identity = identity
         self.created_s = created_s
-        self.gauges = tuple(
+        self.gauges: tuple[tuple[str, MetricFamily, _Keys], ...] = tuple(
             (attr, MetricFamily(name, "gauge", help_), ((name, identity),))
             for attr, name, help_ in _GAUGES
         )
-        self.counters = tuple(
+        self.counters: tuple[tuple[str, MetricFamily, _Keys], ...] = tuple(
             (attr, MetricFamily(name, "counter", help_), ((name + "_total", identity),))
             for attr, name, help_ in _COUNTERS
         )
         legacy = itl_name == LEGACY_ITL_NAME
-        histograms = []
-        for attr, name, help_, buckets in _HISTOGRAMS:
+        histograms: list[tuple[str, MetricFamily, _Keys]] = []
+        for attr, default_name, default_help, buckets in _HISTOGRAMS:
+            name, help_ = default_name, default_help
             if attr == "inter_token_latency":
                 name = itl_name
-                help_ = _LEGACY_ITL_HELP if legacy else help_
+                help_ = _LEGACY_ITL_HELP if legacy else default_help
             elif attr == "request_time_per_output_token" and legacy:
                 continue  # vLLM <= 0.10 had no per-request TPOT histogram
-            bounds = token_buckets if buckets is _TOKENS else buckets
+            bounds = buckets or token_buckets
             family = MetricFamily(name, "histogram", help_)
             histograms.append((attr, family, _histogram_keys(name, identity, bounds)))
         self.histograms = tuple(histograms)
@@ -269,8 +274,11 @@ class MetricsSnapshot:
         """Counters and histograms as increases since ``older``; gauges as of this snapshot.
 
         A counter that went down means the pod restarted; as PromQL's ``increase`` does, the
-        whole current value then counts as the increase.
+        whole current value then counts as the increase. Snapshots of two different series
+        (another pod, model or engine) cannot be diffed.
         """
+        if older.identity != self.identity:
+            raise ValueError(f"cannot diff snapshots of {older.identity} and {self.identity}")
 
         def inc(new: int, old: int) -> int:
             return new - old if new >= old else new
@@ -359,8 +367,8 @@ class VllmMetrics:
         "extra_labels",
         "generation_tokens",
         "inter_token_latency",
-        "itl_name",
         "iteration_tokens",
+        "itl_name",
         "kv_cache_usage_perc",
         "max_model_len",
         "model_name",
@@ -392,7 +400,9 @@ class VllmMetrics:
         created_s: float = 0.0,
     ) -> None:
         if itl_name not in (ITL_NAME, LEGACY_ITL_NAME):
-            raise ValueError(f"itl_name must be {ITL_NAME!r} or {LEGACY_ITL_NAME!r}, not {itl_name!r}")
+            raise ValueError(
+                f"itl_name must be {ITL_NAME!r} or {LEGACY_ITL_NAME!r}, not {itl_name!r}"
+            )
         if max_model_len < 1:
             raise ValueError("max_model_len must be at least 1")
         self.model_name = model_name

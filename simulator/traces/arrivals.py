@@ -4,12 +4,13 @@ Why it exists: every generator — constant, step, diurnal, and the ServeGen cur
 changes over time plus a burstiness". Expressing all of them as one :class:`RateProfile` and drawing
 arrivals with one function keeps their statistics identical and testable in one place.
 
-**Rate profile.** A piecewise-constant rate: ``rate_rps[i]`` holds on ``[edges_s[i], edges_s[i+1])``.
-Its cumulative ``Λ(t) = ∫₀ᵗ rate`` is piecewise linear; ``Λ(end)`` is the expected request count.
-Example: stages ``[(60 s, 2 rps), (30 s, 10 rps)]`` → edges ``[0, 60, 90]``, ``Λ = [0, 120, 420]``.
+**Rate profile.** A piecewise-constant rate: ``rate_rps[i]`` holds on
+``[edges_s[i], edges_s[i+1])``. Its cumulative ``Λ(t) = ∫₀ᵗ rate`` is piecewise linear; ``Λ(end)``
+is the expected request count. Example: stages ``[(60 s, 2 rps), (30 s, 10 rps)]`` → edges
+``[0, 60, 90]``, ``Λ = [0, 120, 420]``.
 
-**Burstiness.** Inter-arrival gaps at a constant rate ``λ`` are gamma distributed with coefficient of
-variation ``CV`` (std / mean of the gaps)::
+**Burstiness.** Inter-arrival gaps at a constant rate ``λ`` are gamma distributed with coefficient
+of variation ``CV`` (std / mean of the gaps)::
 
     shape k = 1 / CV²,   scale θ = CV² / λ    (mean kθ = 1/λ, std √k·θ = CV/λ)
 
@@ -17,10 +18,11 @@ Example: ``λ = 10 rps, CV = 2`` → ``k = 0.25, θ = 0.4 s``: gaps of mean 0.1 
 clusters of near-simultaneous requests separated by long pauses. ``CV = 1`` is the exponential
 distribution (a Poisson process); ``CV = 0`` gives evenly spaced arrivals.
 
-**Time rescaling.** For a varying rate, a renewal process with unit rate and the gaps above is drawn
-in "operational time" ``u`` and mapped back through the inverse of ``Λ``: an event at ``u`` happens at
-``t = Λ⁻¹(u)``. For ``CV = 1`` this is exactly an inhomogeneous Poisson process; for other CVs the
-gaps inside any stretch of constant rate have the requested CV. Windows of zero rate get no arrivals.
+**Time rescaling.** For a varying rate, a renewal process with unit rate and the gaps above is
+drawn in "operational time" ``u`` and mapped back through the inverse of ``Λ``: an event at ``u``
+happens at ``t = Λ⁻¹(u)``. For ``CV = 1`` this is exactly an inhomogeneous Poisson process; for
+other CVs the gaps inside any stretch of constant rate have the requested CV. Windows of zero rate
+get no arrivals.
 Example (profile above): ``u = 150`` lies in the second stage (Λ from 120 to 420 at 10 rps), so
 ``t = 60 + (150 − 120) / 10 = 63 s``.
 """
@@ -144,7 +146,10 @@ class RateProfile:
 
 
 def gamma_shape_scale(rate_rps: float, cv: float) -> tuple[float, float]:
-    """Gamma parameters of inter-arrival gaps: ``(1/CV², CV²/rate)``; e.g. ``(10, 2) → (0.25, 0.4)``."""
+    """Gamma ``(shape, scale)`` of inter-arrival gaps: ``(1/CV², CV²/rate)``.
+
+    Example: ``gamma_shape_scale(10, 2) == (0.25, 0.4)``.
+    """
     if rate_rps <= 0 or cv <= 0:
         raise ValueError("rate_rps and cv must be positive")
     return 1.0 / cv**2, cv**2 / rate_rps

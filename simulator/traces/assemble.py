@@ -1,4 +1,4 @@
-"""Turning column arrays into a :class:`Trace`: stable sort by arrival, re-base to 0, build requests.
+"""Turning column arrays into a :class:`Trace`: stable sort by arrival, re-base, build requests.
 
 Loaders and generators work on numpy columns (fast, vectorised checks) and meet the engine's types
 only here, so every trace is built the same way: requests ordered by arrival (ties keep file
@@ -39,9 +39,7 @@ def trace_from_columns(
     n = arrivals.size
     ins = np.asarray(input_tokens, dtype=np.int64)[order].tolist()
     outs = np.asarray(output_tokens, dtype=np.int64)[order].tolist()
-    prios = (
-        [0] * n if priority is None else np.asarray(priority, dtype=np.int64)[order].tolist()
-    )
+    prios = [0] * n if priority is None else np.asarray(priority, dtype=np.int64)[order].tolist()
     models: list[str | None] = [None] * n if model is None else [model[i] for i in order]
     prefixes: list[tuple[int, ...]] = (
         [()] * n if prefix_ids is None else [prefix_ids[i] for i in order]

@@ -1,21 +1,21 @@
 """Loader for the Azure LLM inference traces of 2023 (Splitwise, ISCA'24; CC-BY-4.0).
 
-Why it exists: these are real production arrivals with real prompt and output lengths — bursty at the
-second scale, one hour each for a conversation and a coding service — the most direct test of how a
-policy copes with real traffic.
+Why it exists: these are real production arrivals with real prompt and output lengths — bursty at
+the second scale, one hour each for a conversation and a coding service — the most direct test of
+how a policy copes with real traffic.
 
 Format (``Azure/AzurePublicDataset``, ``data/AzureLLMInferenceTrace_{conv,code}.csv``)::
 
     TIMESTAMP,ContextTokens,GeneratedTokens
     2023-11-16 18:15:46.6805900,374,44
 
-``TIMESTAMP`` is wall-clock text with up to 7 (in general: any number of) fractional digits, which
-``datetime.strptime``'s ``%f`` (max 6 digits) rejects. It is parsed vectorised: the whole-second part
-by pandas with a fixed format, the fraction as an integer count of nanoseconds (first 9 digits,
-right-padded). Example: ``18:15:46.6805900`` → 46 s + ``680590000`` ns. A ``T`` between date and time
-is accepted too. Rows need not be sorted: they are sorted stably by time (the published files are
-already sorted). Arrivals are re-based so the first request arrives at 0 s; the first timestamp is
-kept in ``meta["start_time"]``.
+``TIMESTAMP`` is wall-clock text with 7 (in general: any number of) fractional digits, which
+``datetime.strptime``'s ``%f`` (at most 6 digits) rejects. It is parsed vectorised: the whole-second
+part by pandas with a fixed format, the fraction as an integer count of nanoseconds (first 9
+digits, right-padded). Example: ``18:15:46.6805900`` → 46 s + ``680590000`` ns. A ``T`` between
+date and time is accepted too. Rows need not be sorted: they are sorted stably by time (the
+published files are already sorted). Arrivals are re-based so the first request arrives at 0 s;
+the first timestamp is kept in ``meta["start_time"]``.
 """
 
 from __future__ import annotations
@@ -67,9 +67,8 @@ def parse_timestamps_ns(table: CsvTable, column: str) -> npt.NDArray[np.int64]:
     cells = table.text(column)
     parts = cells.str.extract(_TIMESTAMP)
     whole_text = parts[0] + " " + parts[1]
-    whole = (
-        pd.to_datetime(whole_text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
-        .to_numpy(dtype="datetime64[s]")
+    whole = pd.to_datetime(whole_text, format="%Y-%m-%d %H:%M:%S", errors="coerce").to_numpy(
+        dtype="datetime64[s]"
     )
     bad = np.isnat(whole)
     if bad.any():
@@ -79,5 +78,4 @@ def parse_timestamps_ns(table: CsvTable, column: str) -> npt.NDArray[np.int64]:
     fraction = parts[2].fillna("").str.slice(0, _NS_DIGITS).str.ljust(_NS_DIGITS, "0")
     frac_ns = fraction.to_numpy(dtype=str).astype(np.int64)
     seconds = whole.astype("datetime64[s]").astype(np.int64)
-    return seconds * 1_000_000_000 + frac_ns
-
+    return np.asarray(seconds * 1_000_000_000 + frac_ns, dtype=np.int64)

@@ -33,8 +33,8 @@ class BundledTrace:
 
     @property
     def attribution(self) -> str:
-        """``repo path (license)``, for reports and a trace's ``meta``."""
-        return f"{self.repository} {self.origin_path} ({self.license})"
+        """``repo: path, license``, for reports and a trace's ``meta``."""
+        return f"{self.repository}: {self.origin_path}, {self.license}"
 
 
 BUNDLED: dict[str, BundledTrace] = {
@@ -76,7 +76,7 @@ BUNDLED: dict[str, BundledTrace] = {
             kind="servegen-aggregate",
             rows=2_016,
             repository="alibaba/ServeGen",
-            origin_path="data/language/m-large/chunk-*-{trace.csv,dataset.json}, summed over clients",
+            origin_path="data/language/m-large/ (summed over clients per 600 s)",
             license="Apache-2.0",
             description="ServeGen language model M-large: 14 days of load, one row per 600 s",
         ),
@@ -86,7 +86,7 @@ BUNDLED: dict[str, BundledTrace] = {
             kind="servegen-aggregate",
             rows=2_016,
             repository="alibaba/ServeGen",
-            origin_path="data/language/m-small/chunk-*-{trace.csv,dataset.json}, summed over clients",
+            origin_path="data/language/m-small/ (summed over clients per 600 s)",
             license="Apache-2.0",
             description="ServeGen language model M-small: 14 days of load, one row per 600 s",
         ),

@@ -1,15 +1,17 @@
 """Loader for Mooncake's JSONL request traces (kvcache-ai/Mooncake, FAST'25; Apache-2.0).
 
-Why it exists: it is the public trace with real *prefix structure* — long prompts (mean ≈15k tokens)
-that share leading KV blocks — which is what prefix-aware routing and KV capacity planning are about.
+Why it exists: it is the public trace with real *prefix structure* — long prompts (mean ≈15k
+tokens) that share leading KV blocks — which is what prefix-aware routing and KV capacity planning
+are about.
 
-Format (``FAST25-release/traces/*.jsonl``), one JSON object per line::
+Format (``FAST25-release/traces/synthetic_trace.jsonl``), one JSON object per line::
 
     {"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [46, 47, 48]}
 
 ``timestamp`` is milliseconds from the start of the trace; ``hash_ids`` are ids of the prompt's
-512-token blocks, chained so that equal leading ids mean an equal prefix. They map one-to-one onto
-:class:`~simulator.workload.RequestSpec`: ``prefix_ids=tuple(hash_ids)``, ``prefix_unit_tokens=512``.
+512-token blocks, chained so that equal leading ids mean an equal prefix. They map one-to-one
+onto :class:`~simulator.workload.RequestSpec`: ``prefix_ids=tuple(hash_ids)``,
+``prefix_unit_tokens=512``.
 Example: ``input_length=1500, hash_ids=[7, 9, 12]`` shares tokens 0–1023 with any request starting
 ``[7, 9, ...]``; the third block is only partly filled (1500 − 1024 = 476 tokens).
 
@@ -70,9 +72,7 @@ def mooncake_trace_from_text(
             )
         for key in MOONCAKE_KEYS:
             if key not in record:
-                raise TraceFormatError(
-                    path, f"missing required key {key!r}", line=line_no, column=key
-                )
+                raise TraceFormatError(path, "missing required key", line=line_no, column=key)
         arrivals.append(_timestamp_ms(path, line_no, record["timestamp"]) / 1000.0)
         inputs.append(_tokens(path, line_no, "input_length", record["input_length"]))
         outputs.append(_tokens(path, line_no, "output_length", record["output_length"]))
@@ -102,7 +102,7 @@ def _is_number(value: Any) -> bool:
 def _timestamp_ms(path: Path, line: int, value: Any) -> float:
     if not _is_number(value) or not math.isfinite(value):
         raise TraceFormatError(
-            path, "not a finite number", line=line, column="timestamp", value=value
+            path, "not a finite number", line=line, column="timestamp", value=json.dumps(value)
         )
     if value < 0:
         raise TraceFormatError(path, "negative time", line=line, column="timestamp", value=value)
@@ -115,9 +115,11 @@ def _tokens(path: Path, line: int, key: str, value: Any) -> int:
     elif _is_number(value) and math.isfinite(value) and float(value).is_integer():
         tokens = int(value)
     else:
-        raise TraceFormatError(path, "not an integer", line=line, column=key, value=value)
+        raise TraceFormatError(
+            path, "not an integer", line=line, column=key, value=json.dumps(value)
+        )
     if tokens < 1:
-        reason = "negative value" if tokens < 0 else "value below 1"
+        reason = "negative value" if tokens < 0 else "must be at least 1"
         raise TraceFormatError(path, reason, line=line, column=key, value=value)
     return tokens
 
@@ -127,12 +129,16 @@ def _hash_ids(path: Path, line: int, value: Any) -> tuple[int, ...]:
         return ()
     if not isinstance(value, list):
         raise TraceFormatError(
-            path, "expected a list of integers", line=line, column="hash_ids", value=value
+            path,
+            "expected a list of integers",
+            line=line,
+            column="hash_ids",
+            value=json.dumps(value),
         )
     ids = tuple(value)
     if not all(type(h) is int for h in ids):
         bad = next(h for h in ids if type(h) is not int)
         raise TraceFormatError(
-            path, "block id is not an integer", line=line, column="hash_ids", value=bad
+            path, "block id is not an integer", line=line, column="hash_ids", value=json.dumps(bad)
         )
     return ids

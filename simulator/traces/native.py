@@ -1,8 +1,8 @@
-"""sloscaler's own trace CSV: the format users write their traffic in, and any trace can be exported to.
+"""sloscaler's own trace CSV: users write their traffic in it, and any trace can be exported to it.
 
-Why it exists: users bring traffic from their own gateways and logs; one plain CSV with the fields the
-simulator needs (and nothing vendor-specific) is the smallest thing to ask of them. Writing every
-trace — real or generated — in the same format makes runs reproducible and diffable.
+Why it exists: users bring traffic from their own gateways and logs; one plain CSV with the fields
+the simulator needs (and nothing vendor-specific) is the smallest thing to ask of them. Writing
+every trace — real or generated — in the same format makes runs reproducible and diffable.
 
 Columns (header required, any order, unknown columns ignored)::
 
@@ -50,7 +50,7 @@ from simulator.traces.reading import (
     token_column,
     trace_stem,
 )
-from simulator.workload import Trace
+from simulator.workload import RequestSpec, Trace
 
 NATIVE_REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 NATIVE_OPTIONAL = (
@@ -165,7 +165,7 @@ def _paired(
     return ids, np.where([bool(i) for i in ids], tokens, 0)
 
 
-def _single_id(table: CsvTable, row: int, column: str, text: str) -> tuple[int, ...]:
+def _single_id(_table: CsvTable, _row: int, _column: str, text: str) -> tuple[int, ...]:
     return (stable_int_hash(text),)
 
 
@@ -181,14 +181,15 @@ def write_native_csv(trace: Trace, path: str | Path) -> Path:
 
     Optional columns appear only when some request needs them: ``priority`` if any is non-zero,
     ``model`` if any is set, and the prefix columns (simple or exact form) if any request has a
-    shared prefix. Returns the path written.
+    shared prefix. A request whose prefix units have 0 tokens shares nothing and is written without
+    a prefix. Returns the path written.
     """
     path = Path(path)
     reqs = trace.requests
     with_priority = any(r.priority != 0 for r in reqs)
     with_model = any(r.model is not None for r in reqs)
-    with_prefix = any(r.prefix_ids for r in reqs)
-    exact = any(len(r.prefix_ids) > 1 for r in reqs)
+    with_prefix = any(_has_prefix(r) for r in reqs)
+    exact = any(len(r.prefix_ids) > 1 for r in reqs if _has_prefix(r))
     header = list(NATIVE_REQUIRED)
     if with_prefix:
         header += ["prefix_ids", "prefix_unit_tokens"] if exact else ["prefix_id", "prefix_tokens"]
@@ -202,7 +203,7 @@ def write_native_csv(trace: Trace, path: str | Path) -> Path:
     for r in reqs:
         row: list[object] = [repr(float(r.arrival_s)), r.input_tokens, r.output_tokens]
         if with_prefix:
-            if r.prefix_ids:
+            if _has_prefix(r):
                 row += [" ".join(str(i) for i in r.prefix_ids), r.prefix_unit_tokens]
             else:
                 row += ["", ""]
@@ -216,3 +217,7 @@ def write_native_csv(trace: Trace, path: str | Path) -> Path:
         data = gzip.compress(data, mtime=0)
     path.write_bytes(data)
     return path
+
+
+def _has_prefix(request: RequestSpec) -> bool:
+    return bool(request.prefix_ids) and request.prefix_unit_tokens > 0

@@ -110,7 +110,7 @@ class CsvTable:
 
 
 def read_csv_table(path: Path, text: str | None = None) -> CsvTable:
-    """Read a CSV file (plain or gzip) as text cells; raise :class:`TraceFormatError` if it is not one.
+    """Read a CSV file (plain or gzip) as text cells, or raise :class:`TraceFormatError`.
 
     An empty file or a header without data rows is an error here: no format has an empty trace.
     """
@@ -155,7 +155,7 @@ def float_column(
     minimum: float | None = 0.0,
     allow_empty: bool = False,
 ) -> npt.NDArray[np.float64]:
-    """A column as finite floats (NaN for empty cells when ``allow_empty``), checked ``>= minimum``."""
+    """A column as finite floats (NaN for empty cells if ``allow_empty``), checked >= minimum."""
     cells = table.text(column)
     values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     empty = (cells == "").to_numpy()
@@ -168,9 +168,9 @@ def float_column(
         low = values < minimum
         if low.any():
             row = int(np.argmax(low))
-            reason = "negative value" if minimum == 0 else f"value below {minimum:g}"
+            reason = "negative value" if values[row] < 0 else f"must be at least {minimum:g}"
             table.fail(row, reason, column, cells.iloc[row])
-    return values
+    return np.asarray(values, dtype=np.float64)
 
 
 def int_column(
@@ -194,7 +194,7 @@ def int_column(
         low = ~empty & (ints < minimum)
         if low.any():
             row = int(np.argmax(low))
-            reason = "negative value" if ints[row] < 0 else f"value below {minimum}"
+            reason = "negative value" if ints[row] < 0 else f"must be at least {minimum}"
             table.fail(row, reason, column, cells.iloc[row])
     return ints
 

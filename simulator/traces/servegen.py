@@ -7,19 +7,19 @@ of a production LLM service as aggregate curves, one row per 600 s window::
     timestamp_s,total_rate_rps,active_clients,rate_share_with_length_data,mean_input_tokens,mean_output_tokens
     0,212.78,43,0.6754,355.434,292.508
 
-Only the shape is real; the requests are drawn here. This module turns a curve into a trace:
+The curves are real; the individual requests are drawn here. This module turns a curve into a trace:
 
 1. **Select** ``[start_s, start_s + duration_s)`` of the curve (in the curve's own time; windows
    cut by the bounds are kept partially). Window ``i`` spans ``[t_i, t_{i+1})``; the last one is as
    long as the one before it (600 s for the published files).
-2. **Compress time** by ``time_compression = k``: every window is shortened ``k``-fold and keeps its
-   rate, so the *shape* of the load over time is preserved and its *level* is set by step 3 only.
-   Example: a 24 h day with ``k = 24`` plays in 1 h; each 600 s window lasts 25 s. At the same rates,
-   the compressed trace has ``k`` times fewer requests than the uncompressed one.
+2. **Compress time** by ``time_compression = k``: every window is shortened ``k``-fold and keeps
+   its rate, so the *shape* of the load over time is preserved and its *level* is set by step 3
+   only. Example: a 24 h day with ``k = 24`` plays in 1 h; each 600 s window lasts 25 s. At the
+   same rates, the compressed trace has ``k`` times fewer requests than the uncompressed one.
 3. **Scale** rates by exactly one of: ``scale`` (a multiplier on the published rates),
    ``target_mean_rps`` (the time-weighted mean of the selection becomes this), ``target_peak_rps``
-   (its busiest window becomes this). Example: the first day of m-large has mean ≈ 209 rps; a
-   target mean of 5 rps multiplies every window by ≈ 0.024.
+   (its busiest window becomes this). Example: the first day of m-large has mean ≈ 279 rps; a
+   target mean of 5 rps multiplies every window by ≈ 0.018.
 4. **Arrivals** inside each window: Poisson (``cv = 1``) or gamma gaps with CV ``cv`` (see
    :mod:`simulator.traces.arrivals`; ``shape = 1/CV²``, ``scale = CV²/rate``).
 5. **Lengths** lognormal around the window's ``mean_input_tokens`` / ``mean_output_tokens`` with
@@ -69,7 +69,7 @@ DEFAULT_TARGET_MEAN_RPS = 5.0
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ServeGenCurves:
-    """An aggregate load curve: per window its start, length, rate and mean lengths (NaN: no data)."""
+    """An aggregate load curve: per window its start, length, rate, mean lengths (NaN: no data)."""
 
     name: str
     source: str
@@ -170,9 +170,7 @@ def servegen_curves_from_table(table: CsvTable, *, name: str | None = None) -> S
     if np.all(rates <= 0):
         raise TraceFormatError(table.path, "every window has rate 0: the trace is empty", line=2)
     if np.all(no_lengths | (rates <= 0)):
-        raise TraceFormatError(
-            table.path, "no window with a positive rate has length data", line=2
-        )
+        raise TraceFormatError(table.path, "no window with a positive rate has length data", line=2)
     last = steps[-1] if steps.size else SERVEGEN_WINDOW_S
     windows = np.append(steps, last)
     return ServeGenCurves(

@@ -1,10 +1,10 @@
 """Synthetic traces: constant, bursty, diurnal and step load with controlled lengths and prefixes.
 
-Why it exists: real traces answer "what happens on real traffic"; synthetic ones answer "what happens
-when exactly this changes" — a rate step to test scale-up latency, a day/night sinusoid to test
-scale-down and scale-to-zero, bursts of a known CV to test headroom, shared system prompts to test
-prefix-aware routing, a sheddable share to test admission control. Every generator is reproducible
-from ``seed`` (an ``int`` or a ``numpy.random.Generator``).
+Why it exists: real traces answer "what happens on real traffic"; synthetic ones answer "what
+happens when exactly this changes" — a rate step to test scale-up latency, a day/night sinusoid to
+test scale-down and scale-to-zero, bursts of a known CV to test headroom, shared system prompts to
+test prefix-aware routing, a sheddable share to test admission control. Every generator is
+reproducible from ``seed`` (an ``int`` or a ``numpy.random.Generator``).
 
 All generators share the same request options:
 
@@ -230,7 +230,9 @@ def profile_trace(
         }
     )
     if prefix is not None:
-        info["prefix"] = f"groups={prefix.groups}, tokens={prefix.tokens}, fraction={prefix.fraction:g}"
+        info["prefix"] = (
+            f"groups={prefix.groups}, tokens={prefix.tokens}, fraction={prefix.fraction:g}"
+        )
     return trace_from_columns(
         name,
         arrivals,
