@@ -183,15 +183,13 @@ class Cluster:
 
     def run(
         self,
-        until: float | None = None,
         drain_limit_s: float = 3600.0,
         progress: Callable[[float, float], None] | None = None,
     ) -> SimulationOutput:
-        """Replay the trace (arrivals before ``until``), then let in-flight work finish."""
+        """Replay the trace, then let in-flight work finish (at most ``drain_limit_s`` more)."""
         reqs = self.reqs
         n = len(reqs)
-        limit = until if until is not None else math.inf
-        last = min(limit, reqs[-1].arrival_s) if n else 0.0
+        last = reqs[-1].arrival_s if n else 0.0
         horizon = last + drain_limit_s
         self._push(0.0, _EV_SAMPLE, None)
         if self.controller is not None:
@@ -203,7 +201,7 @@ class Cluster:
         i = 0
         events = self._events
         while True:
-            next_arrival = reqs[i].arrival_s if i < n and reqs[i].arrival_s < limit else math.inf
+            next_arrival = reqs[i].arrival_s if i < n else math.inf
             t_ev = events[0][0] if events else math.inf
             if next_arrival <= t_ev:
                 if next_arrival == math.inf:

@@ -490,9 +490,8 @@ class Engine:
         self.now = end
         self.busy_s += dt
         self.steps += 1
-        metrics.iteration_tokens.observe(p_tokens + d_seqs)
-        metrics.prompt_tokens += p_tokens
         gen = 0
+        completed_prompts = 0
         finished: list[Seq] = []
         for seq, n_new in sched:
             was_decoding = seq.computed >= seq.prompt
@@ -503,11 +502,15 @@ class Engine:
             gen += 1
             if seq.first_token_t < 0:
                 seq.first_token_t = end
+                completed_prompts += seq.spec.input_tokens
                 metrics.time_to_first_token.observe(end - seq.arrival)
             elif was_decoding:
                 metrics.inter_token_latency.observe(dt)
             if seq.out >= seq.target_out:
                 finished.append(seq)
+        # vLLM counts the whole prompt (cached tokens included) once, at the first token
+        metrics.prompt_tokens += completed_prompts
+        metrics.iteration_tokens.observe(completed_prompts + gen)
         metrics.generation_tokens += gen
         for seq in finished:
             self._finish(seq, end)
@@ -553,16 +556,14 @@ class Engine:
         self._free(seq)
         seq.finish_t = t
         seq.finish_reason = "stop"
-        m = self.metrics
-        m.request_success("stop")
-        e2e = t - seq.arrival
-        m.e2e_request_latency.observe(e2e)
-        m.request_queue_time.observe(seq.first_sched - seq.arrival)
-        m.request_inference_time.observe(t - seq.first_sched)
-        m.request_prefill_time.observe(seq.first_token_t - seq.first_sched)
-        m.request_decode_time.observe(t - seq.first_token_t)
-        if seq.out > 1:
-            m.request_time_per_output_token.observe((t - seq.first_token_t) / (seq.out - 1))
-        m.request_prompt_tokens.observe(seq.spec.input_tokens)
-        m.request_generation_tokens.observe(seq.out)
+        self.metrics.record_finished_request(
+            finish_reason="stop",
+            arrival_s=seq.arrival,
+            queued_s=seq.arrival,
+            scheduled_s=seq.first_sched,
+            first_token_s=seq.first_token_t,
+            last_token_s=t,
+            prompt_tokens=seq.spec.input_tokens,
+            generation_tokens=seq.out,
+        )
         self.on_finish(seq)

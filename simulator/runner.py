@@ -63,6 +63,8 @@ def run_scenario(
     seed = scenario.seed if seed is None else seed
     if trace is None:
         trace = build_trace(scenario, trace_path, seed)
+    if duration_s is not None:
+        trace = trace.window(0.0, duration_s)
     if not trace.requests:
         raise ScenarioError(f"{scenario.name}: the trace has no requests")
     gw = scenario.gateway
@@ -82,7 +84,7 @@ def run_scenario(
         sample_hooks=sample_hooks,
     )
     t0 = time.perf_counter()
-    out = cluster.run(until=duration_s, progress=progress)
+    out = cluster.run(progress=progress)
     wall = time.perf_counter() - t0
     summary = summarize(
         out,

@@ -17,8 +17,8 @@ promtool's parser is strict, and so is the OpenMetrics specification it follows:
 A simulation produces values time-major (all families of all pods at t₁, then at t₂ …) while the
 file must be family- and series-major, so :class:`OpenMetricsWriter` buffers: per series it keeps
 the index of every timestamp it was seen at and the flat values, in ``array`` buffers (8 bytes per
-value; a vLLM pod has ≈ 300 values, so ≈ 2.4 KB per pod per write — 50 pods written every 15 s
-for 8 hours is ≈ 230 MB). :meth:`~OpenMetricsWriter.close` writes the whole file to a temporary
+value; a vLLM pod has ≈ 250 values, so ≈ 2 KB per pod per write — 50 pods written every 15 s for
+8 hours is ≈ 200 MB). :meth:`~OpenMetricsWriter.close` writes the whole file to a temporary
 name in the target directory, fsyncs it and renames it into place, so a crash never leaves half a
 file behind.
 """

@@ -456,6 +456,47 @@ class VllmMetrics:
         counts = self.request_success_counts
         counts[finished_reason] = counts.get(finished_reason, 0) + n
 
+    def record_finished_request(
+        self,
+        *,
+        finish_reason: str,
+        arrival_s: float,
+        queued_s: float,
+        scheduled_s: float,
+        first_token_s: float,
+        last_token_s: float,
+        prompt_tokens: int,
+        generation_tokens: int,
+        finished_s: float | None = None,
+    ) -> None:
+        """Record a finished request exactly as vLLM's ``update_from_finished_request`` does.
+
+        From the request's timestamps (seconds, any common clock): e2e = finished − arrival
+        (``finished_s`` defaults to ``last_token_s``), queue = scheduled − queued, prefill =
+        first token − scheduled, decode = last token − first token, inference = last token −
+        scheduled (preemptions fall inside these intervals, as in vLLM), and the per-request
+        TPOT = decode / (generation_tokens − 1), or 0 for a single generated token. Also counts
+        ``vllm:request_success_total{finished_reason}`` and the prompt/generation length
+        histograms. Per-token signals are the engine's to record as they happen: TTFT (first
+        token − arrival) when the prefill completes, one ITL per later decode step per sequence,
+        ``prompt_tokens`` += the whole prompt length at the first token, ``generation_tokens`` per
+        token, and ``iteration_tokens`` once per engine step with the prompt tokens of the
+        prefills that completed in it plus the tokens it generated.
+        """
+        decode_s = last_token_s - first_token_s
+        end_s = last_token_s if finished_s is None else finished_s
+        self.request_success(finish_reason)
+        self.e2e_request_latency.observe(end_s - arrival_s)
+        self.request_queue_time.observe(scheduled_s - queued_s)
+        self.request_prefill_time.observe(first_token_s - scheduled_s)
+        self.request_inference_time.observe(last_token_s - scheduled_s)
+        self.request_decode_time.observe(decode_s)
+        self.request_prompt_tokens.observe(prompt_tokens)
+        self.request_generation_tokens.observe(generation_tokens)
+        self.request_time_per_output_token.observe(
+            decode_s / (generation_tokens - 1) if generation_tokens > 1 else 0.0
+        )
+
     def snapshot(self) -> MetricsSnapshot:
         """Copy every value (≈ 20 µs); safe to take from another thread while the engine runs."""
         return MetricsSnapshot(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -278,7 +278,7 @@ def _accelerator(entry: Mapping[str, Any]) -> AcceleratorSpec:
 def _model(entry: Mapping[str, Any]) -> ModelSpec:
     where = f"models.yaml: {entry.get('name', '?')}"
     fields = ModelSpec.__dataclass_fields__
-    required = [f for f, spec in fields.items() if spec.default is spec.default_factory]
+    required = [f for f, spec in fields.items() if spec.default is MISSING]
     _require(entry, required, where)
     unknown = set(entry) - set(fields)
     if unknown:
@@ -339,6 +339,13 @@ def read_data_file(name: str) -> list[dict[str, Any]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise CatalogError(f"{name}: expected a mapping with an 'entries' list")
     return list(doc["entries"])
+
+
+def load_specs() -> tuple[dict[str, AcceleratorSpec], dict[str, ModelSpec]]:
+    """The bundled accelerator and model specs, without the profiles (for the calibration)."""
+    accs = {a.name: a for a in map(_accelerator, read_data_file("accelerators.yaml"))}
+    mods = {m.name: m for m in map(_model, read_data_file("models.yaml"))}
+    return accs, mods
 
 
 @functools.cache

@@ -89,6 +89,7 @@ def test_long_prompt_is_chunked_by_the_token_budget() -> None:
     replay(eng, [RequestSpec(0.0, 1300, 2)])
     assert eng.steps == 3 + 1  # ceil(1300/512) prefill steps, then one decode step
     assert metrics.iteration_tokens.count == 4
+    assert metrics.iteration_tokens.sum == 1300 + 1 + 1  # completed prompt + generated tokens
     assert done[0].out == 2
 
 
@@ -120,8 +121,8 @@ def test_prefix_cache_hits_follow_shared_blocks() -> None:
     assert done[1].prefix_hit_tokens == 128  # 8 full blocks of the shared 128-token prefix
     assert metrics.prefix_cache_queries == 500
     assert metrics.prefix_cache_hits == 128
-    # the second prefill only computed the uncached 172 tokens
-    assert metrics.prompt_tokens == 200 + 172
+    # vLLM counts whole prompts, cached tokens included
+    assert metrics.prompt_tokens == 500
 
 
 def test_fully_cached_prompt_still_recomputes_its_last_token() -> None:
@@ -162,7 +163,7 @@ def test_remote_kv_request_computes_only_its_last_prompt_token() -> None:
     eng.add(Seq(0, spec, 0.0, 3, [], remote_kv=True))
     while eng.has_work:
         eng.run_stretch()
-    assert metrics.prompt_tokens == 1
+    assert metrics.prompt_tokens == 3000
     assert done[0].first_token_t == pytest.approx(STEP.step_time(1, 1 * (2999 + 0.5), 0, 0))
 
 

@@ -193,3 +193,41 @@ def test_since_treats_a_restarted_pod_like_promql_treats_a_counter_reset() -> No
     assert window.time_to_first_token.count == 0
     with pytest.raises(ValueError, match="cannot diff"):
         VllmMetrics("m", engine="1").snapshot().since(old.snapshot())
+
+
+def test_record_finished_request_uses_vllms_interval_definitions() -> None:
+    m = VllmMetrics("m")
+    m.record_finished_request(
+        finish_reason="length",
+        arrival_s=100.0,
+        queued_s=100.5,
+        scheduled_s=102.0,
+        first_token_s=102.75,
+        last_token_s=112.75,
+        prompt_tokens=900,
+        generation_tokens=201,
+        finished_s=113.0,
+    )
+    snap = m.snapshot()
+    assert snap.finished("length") == 1
+    assert snap.e2e_request_latency.sum == 13.0
+    assert snap.request_queue_time.sum == 1.5
+    assert snap.request_prefill_time.sum == 0.75
+    assert snap.request_decode_time.sum == 10.0
+    assert snap.request_inference_time.sum == 10.75
+    assert snap.request_time_per_output_token.sum == 10.0 / 200  # the first token is prefill's
+    assert snap.request_prompt_tokens.sum == 900
+    assert snap.request_generation_tokens.count == 1
+    single = VllmMetrics("m")
+    single.record_finished_request(
+        finish_reason="stop",
+        arrival_s=0.0,
+        queued_s=0.0,
+        scheduled_s=0.0,
+        first_token_s=0.2,
+        last_token_s=0.2,
+        prompt_tokens=10,
+        generation_tokens=1,
+    )
+    assert single.request_time_per_output_token.counts[0] == 1  # TPOT 0 for one token
+    assert single.e2e_request_latency.sum == 0.2
