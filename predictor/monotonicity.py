@@ -59,42 +59,74 @@ class MonotonicityReport:
         )
 
 
-def base_rows(training: FloatArray, count: int = 48) -> FloatArray:
-    """``count`` rows spread evenly over ``training`` (deterministic, no random draw)."""
-    if len(training) <= count:
-        return training.copy()
-    idx = np.linspace(0, len(training) - 1, count).round().astype(np.intp)
-    return training[idx].copy()
+@dataclass(frozen=True)
+class ProbeGrid:
+    """Where to probe: ``base`` rows and, per column, the sweep values (``None``: unconstrained).
+
+    Built from the training matrix and stored with the model, so a model loaded from disk is
+    probed over the same region it was trained on.
+    """
+
+    base: FloatArray
+    sweeps: tuple[FloatArray | None, ...]
+
+    @classmethod
+    def from_training(
+        cls, layout: FeatureLayout, training: FloatArray, *, rows: int = 48, grid_points: int = 12
+    ) -> ProbeGrid:
+        """``rows`` rows spread evenly over ``training``; per constrained column, ``grid_points``
+        quantiles of its training values (deterministic, no random draw)."""
+        if len(training) <= rows:
+            base = training.copy()
+        else:
+            base = training[np.linspace(0, len(training) - 1, rows).round().astype(np.intp)]
+        sweeps: list[FloatArray | None] = []
+        for j, direction in enumerate(layout.monotone_constraints):
+            column = training[:, j]
+            column = column[np.isfinite(column)]
+            if direction == 0 or column.size == 0:
+                sweeps.append(None)
+                continue
+            grid = np.unique(np.quantile(column, np.linspace(0.0, 1.0, grid_points)))
+            sweeps.append(grid if grid.size >= 2 else None)
+        return cls(base=np.ascontiguousarray(base, dtype=np.float64), sweeps=tuple(sweeps))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "base": self.base.tolist(),
+            "sweeps": [None if g is None else g.tolist() for g in self.sweeps],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ProbeGrid:
+        base = np.asarray(data["base"], dtype=np.float64)
+        raw = data["sweeps"]
+        if not isinstance(raw, list) or base.ndim != 2 or base.shape[1] != len(raw):
+            raise ValueError("probe grid: base rows and sweeps disagree in width")
+        sweeps = tuple(None if g is None else np.asarray(g, dtype=np.float64) for g in raw)
+        return cls(base=base, sweeps=sweeps)
 
 
 def check_monotone(
     predict: Callable[[FloatArray], FloatArray],
     layout: FeatureLayout,
-    training: FloatArray,
+    probe: ProbeGrid,
     *,
-    rows: int = 48,
-    grid_points: int = 12,
     tolerance: float = 1e-9,
 ) -> MonotonicityReport:
     """Probe ``predict`` along every constrained column of ``layout`` (see the module doc)."""
-    base = base_rows(training, rows)
+    base = probe.base
     features: list[str] = []
     violations: list[MonotonicityViolation] = []
     sweeps = 0
     for j, direction in enumerate(layout.monotone_constraints):
-        if direction == 0:
-            continue
-        column = training[:, j]
-        column = column[np.isfinite(column)]
-        if column.size == 0:
-            continue
-        grid = np.unique(np.quantile(column, np.linspace(0.0, 1.0, grid_points)))
-        if grid.size < 2:
+        grid = probe.sweeps[j]
+        if direction == 0 or grid is None or len(base) == 0:
             continue
         features.append(layout.columns[j])
-        probe = np.repeat(base, grid.size, axis=0)
-        probe[:, j] = np.tile(grid, len(base))
-        pred = predict(np.ascontiguousarray(probe)).reshape(len(base), grid.size)
+        points = np.repeat(base, grid.size, axis=0)
+        points[:, j] = np.tile(grid, len(base))
+        pred = predict(np.ascontiguousarray(points)).reshape(len(base), grid.size)
         steps = np.diff(pred, axis=1)
         bad_rows, bad_steps = np.nonzero(direction * steps < -tolerance)
         sweeps += len(base)

@@ -293,7 +293,7 @@ def _overview(result: RunResult) -> str:
         ("trace source", trace.source or "–"),
         (
             "SLO",
-            f"TTFT p90 ≤ {slo['ttft_ms']:g} ms, TPOT p90 ≤ {slo['tpot_ms']:g} ms, "
+            f"each request TTFT ≤ {slo['ttft_ms']:g} ms, TPOT ≤ {slo['tpot_ms']:g} ms, "
             f"attainment ≥ {slo['attainment'] * 100:g} %",
         ),
     ]

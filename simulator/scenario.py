@@ -50,10 +50,10 @@ class TraceModel(_Strict):
 
 
 class SLOModel(_Strict):
-    ttft_ms: float = Field(gt=0, description="p90 time-to-first-token objective, milliseconds")
-    tpot_ms: float = Field(gt=0, description="p90 time-per-output-token objective, milliseconds")
+    ttft_ms: float = Field(gt=0, description="time-to-first-token objective per request, ms")
+    tpot_ms: float = Field(gt=0, description="time-per-output-token objective per request, ms")
     attainment: float = Field(
-        0.99, gt=0, le=1, description="target fraction of requests within SLO"
+        0.99, gt=0, le=1, description="target fraction of requests meeting both objectives"
     )
 
 

@@ -242,9 +242,8 @@ class Catalog:
         """
         acc, mod = accelerator.lower(), model.lower()
         if acc not in self.accelerators:
-            raise CatalogError(
-                f"unknown accelerator {accelerator!r}; valid: {', '.join(sorted(self.accelerators))}"
-            )
+            valid = ", ".join(sorted(self.accelerators))
+            raise CatalogError(f"unknown accelerator {accelerator!r}; valid: {valid}")
         if mod not in self.models:
             raise CatalogError(f"unknown model {model!r}; valid: {', '.join(sorted(self.models))}")
         found = self._profiles.get((acc, mod, gpus))
@@ -307,7 +306,9 @@ def _profile(
     gpus = int(entry["gpus"])
     blocks = kv_capacity_blocks(acc, mod, gpus, entry["parallelism"])
     if blocks * BLOCK_TOKENS < mod.max_model_len:
-        raise CatalogError(f"{where}: {gpus} GPUs cannot hold one {mod.max_model_len}-token sequence")
+        raise CatalogError(
+            f"{where}: {gpus} GPUs cannot hold one {mod.max_model_len}-token sequence"
+        )
     return ServingProfile(
         accelerator=acc,
         model=mod,

@@ -153,7 +153,9 @@ def wide_ep_step(
     rate = efficiency * compute_rate(accelerator, model)
     attn_rate = attn_flops_per_pair(b.model) / b.gpus / max(b.step.prefill_attn_s, 1e-30)
     attn_rate *= accelerator.peak_bf16_tflops / b.accelerator.peak_bf16_tflops
-    weights_per_gpu = model.dense_weight_bytes + model.expert_params_b * 1e9 * model.bytes_per_param / gpus
+    weights_per_gpu = (
+        model.dense_weight_bytes + model.expert_params_b * 1e9 * model.bytes_per_param / gpus
+    )
     return StepTimeModel(
         c0_s=b.step.c0_s,
         prefill_token_s=comm_per_token_gpu_s / gpus,

@@ -75,7 +75,7 @@ class SplitwiseRun:
 
 
 def read_splitwise(data_dir: Path, model: str = "llama2-70b") -> list[SplitwiseRun]:
-    """Splitwise runs of ``model`` on a100/h100, one record per configuration (median of repeats)."""
+    """Splitwise runs of ``model`` on a100/h100: one record per configuration, median of repeats."""
     groups: dict[tuple[str, int, int, int, int], list[tuple[float, float]]] = defaultdict(list)
     with (data_dir / "calibration" / "splitwise_perf_model.csv").open() as f:
         for row in csv.DictReader(f):
@@ -125,7 +125,8 @@ def read_vidur_linear(
             if int(row["num_tensor_parallel_workers"]) != tp:
                 continue
             ms = sum(
-                float(row[f"time_stats.{op}.median"]) * scale.get(op, 1.0) for op in VIDUR_LINEAR_OPS
+                float(row[f"time_stats.{op}.median"]) * scale.get(op, 1.0)
+                for op in VIDUR_LINEAR_OPS
             )
             by_tokens[int(row["num_tokens"])].append(ms / 1e3)
     return [LinearLayerSample(n, median(v)) for n, v in sorted(by_tokens.items())]

@@ -78,7 +78,7 @@ class StepTimeModel:
     tp_token_s: float = 0.0
     """All-reduce transfer time per token in the step, s/token."""
     linear_floor_s: float = 0.0
-    """Floor of the linear layers: streaming the weights once, plus overhead that hides under it, s."""
+    """Floor of the linear layers: streaming the weights once (and overhead hidden under it), s."""
     linear_token_s: float = 0.0
     """Compute-bound time of the linear layers per token (prefill or decode), s/token."""
     prefill_step_s: float = 0.0
@@ -98,7 +98,7 @@ class StepTimeModel:
         if tokens <= 0:
             return 0.0
         linear = tokens * self.linear_token_s
-        if linear < self.linear_floor_s:
+        if linear < self.linear_floor_s:  # noqa: PLR1730 -- hot path: cheaper than max()
             linear = self.linear_floor_s
         t = (
             self.c0_s
@@ -124,7 +124,7 @@ class StepTimeModel:
         if n < 1:
             raise ValueError(f"a decode step needs at least one sequence, got n={n}")
         linear = n * self.linear_token_s
-        if linear < self.linear_floor_s:
+        if linear < self.linear_floor_s:  # noqa: PLR1730 -- hot path: cheaper than max()
             linear = self.linear_floor_s
         alpha = self.c0_s + linear + n * self.decode_seq_s + self.tp_fixed_s + n * self.tp_token_s
         return alpha, self.kv_token_s

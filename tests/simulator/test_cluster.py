@@ -111,14 +111,15 @@ def test_scale_down_drains_in_flight_requests() -> None:
 
 def test_prefill_decode_disaggregation_transfers_kv_then_decodes() -> None:
     pools = [pool("p", 1, role="prefill"), pool("d", 1, role="decode")]
-    out = run(pools, trace(40, rate=1.0))
+    tr = trace(40, rate=1.0)
+    n = len(tr.requests)
+    out = run(pools, tr)
     assert (out.records.status == DONE).all()
     p_metrics = out.pools[0].pods[0].engine.metrics
     d_metrics = out.pools[1].pods[0].engine.metrics
-    assert p_metrics.prompt_tokens == d_metrics.prompt_tokens == 40 * 512  # as vLLM counts
-    p_steps = p_metrics.iteration_tokens.sum
-    assert p_steps == 40 * 512 + 40  # prompts plus the one token each prefill samples
-    assert d_metrics.generation_tokens == 40 * 64
+    assert p_metrics.prompt_tokens == d_metrics.prompt_tokens == n * 512  # as vLLM counts
+    assert p_metrics.iteration_tokens.sum == n * 512 + n  # prompts + one sampled token each
+    assert d_metrics.generation_tokens == n * 64
     assert set(out.records.pool.tolist()) == {1}  # completions are recorded on the decode pool
 
 

@@ -1,0 +1,139 @@
+"""The ``sloscaler`` command line: the simulate contract, help texts and error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoscaler.cli import app
+
+runner = CliRunner()
+
+SUMMARY_KEYS = {
+    "scenario",
+    "policy",
+    "seed",
+    "requests",
+    "completed",
+    "shed",
+    "failed",
+    "slo_attainment",
+    "ttft_s",
+    "tpot_s",
+    "gpu_hours",
+    "cost",
+    "sim_seconds",
+    "wall_seconds",
+    "pools",
+}
+
+
+def simulate_json(*args: str) -> dict[str, object]:
+    result = runner.invoke(app, ["simulate", *args, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_help_lists_commands_with_real_help() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("simulate", "scenarios", "catalog"):
+        assert command in result.output
+    sim = runner.invoke(app, ["simulate", "--help"])
+    assert "--scenario" in sim.output
+    assert "--trace" in sim.output
+    assert "Replay a trace" in sim.output
+
+
+def test_simulate_json_contract_and_reproducibility() -> None:
+    a = simulate_json("--scenario", "azure-conv-h100", "--duration", "120", "--seed", "3")
+    b = simulate_json("--scenario", "azure-conv-h100", "--duration", "120", "--seed", "3")
+    assert SUMMARY_KEYS <= a.keys()
+    assert set(a["ttft_s"]) == {"p50", "p90", "p99"}  # type: ignore[arg-type]
+    pool = a["pools"][0]  # type: ignore[index]
+    assert {"name", "role", "accelerator", "gpu_hours", "replicas_mean", "replicas_max"} <= pool.keys()
+    a.pop("wall_seconds")
+    b.pop("wall_seconds")
+    assert a == b
+    assert a["seed"] == 3
+    assert 0.0 <= a["slo_attainment"] <= 1.0  # type: ignore[operator]
+
+
+def test_simulate_writes_report_and_json_files(tmp_path: Path) -> None:
+    report = tmp_path / "r.html"
+    js = tmp_path / "s.json"
+    result = runner.invoke(
+        app,
+        ["simulate", "--duration", "60", "--report", str(report), "--json", str(js)],
+    )
+    assert result.exit_code == 0, result.output
+    assert report.read_text().startswith("<!DOCTYPE html>")
+    assert json.loads(js.read_text())["scenario"] == "azure-conv-h100"
+    assert "SLO attainment" in result.stdout
+
+
+def test_trace_option_accepts_native_csv(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    rows = ["arrival_s,input_tokens,output_tokens"] + [f"{i * 0.5},300,20" for i in range(40)]
+    trace.write_text("\n".join(rows) + "\n")
+    summary = simulate_json("--trace", str(trace))
+    assert summary["requests"] == 40
+
+
+def test_malformed_trace_names_file_and_line(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0.0,10,5\n0.5,ten,5\n")
+    result = runner.invoke(app, ["simulate", "--trace", str(trace)])
+    assert result.exit_code != 0
+    assert "bad.csv:3" in result.output
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"pools": [{"name": "p", "model": "llama-3-8b", "accelerator": "h1000"}]}, "h1000"),
+        (
+            {"pools": [{"name": "p", "model": "llama-3-8b", "accelerator": "h100",
+                        "min_replicas": 4, "max_replicas": 2}]},
+            "max_replicas",
+        ),
+        ({"slo": {"ttft_ms": -5, "tpot_ms": 50}}, "slo.ttft_ms"),
+    ],
+)
+def test_invalid_scenario_names_field_and_value(
+    tmp_path: Path, patch: dict[str, object], expected: str
+) -> None:
+    import yaml
+
+    base: dict[str, object] = {
+        "name": "x",
+        "trace": {"generate": {"kind": "poisson", "rate_rps": 1, "duration_s": 10}},
+        "slo": {"ttft_ms": 500, "tpot_ms": 50},
+        "pools": [{"name": "p", "model": "llama-3-8b", "accelerator": "h100"}],
+    }
+    base.update(patch)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base))
+    result = runner.invoke(app, ["simulate", "--scenario", str(path)])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_policy_and_scenario_are_clear_errors() -> None:
+    r = runner.invoke(app, ["simulate", "--policy", "nope"])
+    assert r.exit_code == 2
+    assert "unknown policy 'nope'" in r.output
+    r = runner.invoke(app, ["simulate", "--scenario", "nope"])
+    assert r.exit_code == 2
+    assert "unknown scenario 'nope'" in r.output
+
+
+def test_scenarios_lists_the_bundled_ones() -> None:
+    r = runner.invoke(app, ["scenarios"])
+    assert r.exit_code == 0
+    for name in ("azure-conv-h100", "azure-code-h100", "mooncake-pd", "servegen-diurnal", "wide-ep"):
+        assert name in r.output
