@@ -16,10 +16,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from simulator.perf.catalog import load_catalog
 
 from autoscaler.logging import configure
 from autoscaler.policies import POLICIES, make_controller
+from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError
 

@@ -16,6 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -76,12 +77,14 @@ class RequestRecords:
         )
 
     def ttft(self) -> np.ndarray:
-        return self.first_token - self.arrival + self.overhead
+        """Client-observed time to first token (NaN where no token came)."""
+        return np.asarray(self.first_token - self.arrival + self.overhead)
 
     def tpot(self) -> np.ndarray:
+        """Mean time per output token after the first (0 for one-token answers)."""
         gen = np.maximum(self.out_tokens - 1, 1)
         tp = (self.finish - self.first_token) / gen
-        return np.where(self.out_tokens > 1, tp, 0.0)
+        return np.asarray(np.where(self.out_tokens > 1, tp, 0.0))
 
 
 @dataclass(slots=True)
@@ -242,9 +245,9 @@ class Cluster:
             pod.engine.run_stretch()
             self._reschedule(pod)
         elif kind == _EV_PHASE:
-            pod, phase = obj  # type: ignore[misc]
-            if pod.phase != Phase.GONE and phase > pod.phase:
-                self._set_phase(pod, phase)
+            target, phase = cast(tuple[Pod, Phase], obj)
+            if target.phase != Phase.GONE and phase > target.phase:
+                self._set_phase(target, phase)
         elif kind == _EV_TRANSFER:
             self._transfers -= 1
             self._transfer_done(obj)  # type: ignore[arg-type]
@@ -257,7 +260,7 @@ class Cluster:
                     self._progress(self.now, self._last)
                 self._push(self.now + self.sample_interval_s, _EV_SAMPLE, None)
             else:
-                interval, hook = obj  # type: ignore[misc]
+                interval, hook = cast(tuple[float, SampleHook], obj)
                 self._advance_all()
                 hook(self.now, self)
                 self._push(self.now + interval, _EV_SAMPLE, obj)

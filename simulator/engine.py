@@ -485,8 +485,7 @@ class Engine:
                 d_seqs += 1
                 d_ctx += seq.computed + 1
         dt = self.step.step_time(p_tokens, p_attn, d_seqs, d_ctx)
-        start = self.now
-        end = start + dt
+        end = self.now + dt
         self.now = end
         self.busy_s += dt
         self.steps += 1

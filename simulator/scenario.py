@@ -140,8 +140,8 @@ class Scenario(_Strict):
                 profile = catalog.profile(p.accelerator, p.model, p.gpus)
             except CatalogError as e:
                 raise ScenarioError(f"{self.source or self.name}: pools.{i}: {e}") from None
-            e = p.engine
-            max_len = e.max_model_len or profile.model.max_model_len
+            eng = p.engine
+            max_len = eng.max_model_len or profile.model.max_model_len
             price = p.price_per_gpu_hour
             if price is None:
                 price = profile.accelerator.price_per_gpu_hour
@@ -152,12 +152,12 @@ class Scenario(_Strict):
                     role=p.role,
                     profile=profile,
                     engine=EngineConfig(
-                        max_num_batched_tokens=e.max_num_batched_tokens,
-                        max_num_seqs=e.max_num_seqs,
+                        max_num_batched_tokens=eng.max_num_batched_tokens,
+                        max_num_seqs=eng.max_num_seqs,
                         max_model_len=max_len,
-                        enable_prefix_caching=e.enable_prefix_caching,
-                        enable_chunked_prefill=e.enable_chunked_prefill,
-                        scheduling_policy=e.scheduling_policy,
+                        enable_prefix_caching=eng.enable_prefix_caching,
+                        enable_chunked_prefill=eng.enable_chunked_prefill,
+                        scheduling_policy=eng.scheduling_policy,
                     ),
                     price_per_gpu_hour=price,
                     replicas=p.replicas,

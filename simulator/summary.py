@@ -39,7 +39,7 @@ def slo_met(out: SimulationOutput, slo: SLO) -> np.ndarray:
     tpot = rec.tpot()
     with np.errstate(invalid="ignore"):
         ok = (ttft <= slo.ttft_ms / 1000.0) & (tpot <= slo.tpot_ms / 1000.0)
-    return done & ok
+    return np.asarray(done & ok)
 
 
 def summarize(

@@ -34,7 +34,11 @@ def pool(name: str, replicas: int, role: str = "aggregated", **kw: object) -> Po
 
 def trace(n: int = 200, rate: float = 4.0, seed: int = 1, **kw: object) -> Trace:
     return poisson_trace(
-        rate, n / rate, lengths=FixedLengths(512, 64), seed=seed, **kw  # type: ignore[arg-type]
+        rate,
+        n / rate,
+        lengths=FixedLengths(512, 64),
+        seed=seed,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -134,6 +138,8 @@ def test_sheddable_requests_are_shed_when_admission_is_closed() -> None:
 
 
 def test_routing_weights_split_traffic_between_pools() -> None:
-    controller = Scripted({0.0: ControlActions(routing_weights={"llama-3-8b": {"a": 1.0, "b": 0.0}})})
+    controller = Scripted(
+        {0.0: ControlActions(routing_weights={"llama-3-8b": {"a": 1.0, "b": 0.0}})}
+    )
     out = run([pool("a", 1), pool("b", 1)], trace(100), controller)
     assert set(out.records.pool.tolist()) == {0}

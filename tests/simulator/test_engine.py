@@ -98,6 +98,7 @@ def test_chunked_prefill_disabled_rejects_prompts_over_the_budget_only() -> None
     replay(eng, [RequestSpec(0.0, 400, 2), RequestSpec(0.1, 900, 2)])
     reasons = {s.rid: s.finish_reason for s in done}
     assert reasons == {0: "stop", 1: "abort"}
+    assert metrics.request_success_counts["abort"] == 1
 
 
 def test_max_num_seqs_bounds_the_batch() -> None:
