@@ -92,8 +92,6 @@ class BoostingParams:
         if self.monotone:
             params["monotone_constraints"] = layout.monotone_constraints
             params["monotone_constraints_method"] = self.monotone_constraints_method
-        if layout.categorical:
-            params["categorical_feature"] = layout.categorical_indices
         return params
 
 

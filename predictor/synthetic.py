@@ -77,7 +77,7 @@ def synthetic_samples(
     osl = np.clip(rng.lognormal(np.log(180.0), 0.7, n), 4, 4_000).round()
     prefix = np.where(rng.random(n) < 0.5, 0.0, rng.beta(2.0, 2.0, n))
     running = np.minimum(rng.poisson(u * prof["max_batch"]), prof["max_batch"]).astype(float)
-    queue_mean = np.where(u > 0.85, 40.0 * (u - 0.85) ** 1.5 * prof["max_batch"] / 16, 0.05 * u)
+    queue_mean = 40.0 * np.maximum(u - 0.85, 0.0) ** 1.5 * prof["max_batch"] / 16 + 0.05 * u
     waiting = rng.poisson(queue_mean).astype(float)
     context = isl + osl / 2
     decode_tokens = (running * rng.normal(1.0, 0.15, n).clip(0.5) * context).round()

@@ -159,3 +159,33 @@ def test_scenarios_lists_the_bundled_ones() -> None:
         "wide-ep",
     ):
         assert name in r.output
+
+
+def test_openmetrics_file_loads_into_a_prometheus_tsdb(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    om = tmp_path / "run.om"
+    result = runner.invoke(app, ["simulate", "--duration", "120", "--openmetrics", str(om)])
+    assert result.exit_code == 0, result.output
+    text = om.read_text()
+    assert text.rstrip().endswith("# EOF")
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+        "inference_objective_request_total",
+    ):
+        assert name in text
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (make test installs Debian's prometheus)")
+    done = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(tmp_path / "tsdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
