@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autoscaler.logging import configure
-from autoscaler.policies import POLICIES, make_controller
+from autoscaler.policies import POLICIES, prepare_policy
 from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError
@@ -118,12 +118,17 @@ def simulate(
     default scenario: the Azure LLM conversation trace (2023) on H100 pods.
     """
     configure(log_level)
-    from simulator.runner import run_scenario
+    from simulator.runner import build_trace, run_scenario
 
+    policy_name = policy or "static"
     try:
         sc = load_scenario(scenario)
-        controller = make_controller(policy or sc.policy.name, sc)
-    except (ScenarioError, ValueError) as e:
+        policy_name = policy or sc.policy.name
+        trace_obj = build_trace(sc, trace, seed)
+        if duration is not None:
+            trace_obj = trace_obj.window(0.0, duration)
+        sc, controller = prepare_policy(policy_name, sc, trace_obj)
+    except (ScenarioError, TraceFormatError, ValueError) as e:
         raise _fail(str(e)) from None
     hooks: tuple[Any, ...] = ()
     writer = None
@@ -155,12 +160,11 @@ def simulate(
         result = run_scenario(
             sc,
             controller=controller,
-            policy_name=policy or sc.policy.name,
-            trace_path=trace,
-            duration_s=duration,
+            policy_name=policy_name,
             seed=seed,
             progress=progress_cb,
             sample_hooks=hooks,
+            trace=trace_obj,
         )
     except (ScenarioError, TraceFormatError) as e:
         raise _fail(str(e)) from None

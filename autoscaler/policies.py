@@ -1,29 +1,95 @@
 """Which controller drives a simulated run, by policy name.
 
-``static`` keeps the scenario's replicas (no controller). The SLO policy and the baselines plug in
-here as they are built.
+``static`` keeps the scenario's replicas; ``static-peak`` fixes each pool at the replicas the
+trace's peak demand needs at the SLO (the over-provisioned configuration operators run without an
+autoscaler); ``slo`` is sloscaler's closed loop. A policy may also set the replicas the run starts
+with (warm), which is how ``static-peak`` is applied.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
+
+from autoscaler.capacity import ProfileCapacityModel
+from autoscaler.sim_adapter import pool_profiles, slo_controller, slo_params
+from policies.types import DemandMix, PoolSnapshot, SLOTarget
 from simulator.control import Controller
 from simulator.scenario import Scenario
+from simulator.workload import Trace
 
-ControllerFactory = Callable[[Scenario], Controller | None]
+Prepared = tuple[Scenario, Controller | None]
+PolicyFactory = Callable[[Scenario, Trace], Prepared]
 
-POLICIES: dict[str, ControllerFactory] = {
-    "static": lambda scenario: None,
+PEAK_WINDOW_S = 60.0
+
+
+def peak_rps(trace: Trace, window_s: float = PEAK_WINDOW_S) -> float:
+    """Highest arrival rate over windows of ``window_s`` (requests per second)."""
+    if not trace.requests:
+        return 0.0
+    t = np.array([r.arrival_s for r in trace.requests])
+    counts = np.bincount((t // window_s).astype(int))
+    return float(counts.max()) / window_s
+
+
+def trace_mix(trace: Trace) -> DemandMix:
+    reqs = trace.requests
+    isl = float(np.mean([r.input_tokens for r in reqs]))
+    osl = float(np.mean([r.output_tokens for r in reqs]))
+    shared = float(np.mean([r.shared_prefix_tokens for r in reqs])) / isl
+    return DemandMix(isl, osl, shared)
+
+
+def static_peak(scenario: Scenario, trace: Trace) -> Prepared:
+    """Fixed replicas sized so the trace's peak (60 s windows) meets the SLO with headroom."""
+    params = slo_params(scenario)
+    capacity = ProfileCapacityModel(pool_profiles(scenario))
+    slo = SLOTarget(
+        scenario.slo.ttft_ms / 1000, scenario.slo.tpot_ms / 1000, scenario.slo.attainment
+    )
+    peak = peak_rps(trace)
+    mix = trace_mix(trace)
+    for model in {p.model for p in scenario.pools}:
+        rows = [
+            (r.input_tokens, r.output_tokens) for r in trace.requests if (r.model or model) == model
+        ]
+        capacity.observe_requests(model, rows, 0.0)
+    pools = []
+    for p, spec in zip(scenario.pools, scenario.pool_specs(), strict=True):
+        snap = PoolSnapshot(
+            p.name,
+            p.model,
+            p.role,
+            p.accelerator,
+            p.gpus,
+            spec.price_per_gpu_hour,
+            p.replicas,
+            p.replicas,
+            0.0,
+            None,
+        )
+        cap = capacity.capacity(snap, mix, slo).rps * (1 - params.headroom)
+        n = math.ceil(peak / cap) if cap > 0 else p.max_replicas
+        pools.append(p.model_copy(update={"replicas": max(1, min(n, p.max_replicas))}))
+    return scenario.model_copy(update={"pools": pools}), None
+
+
+POLICIES: dict[str, PolicyFactory] = {
+    "static": lambda scenario, trace: (scenario, None),
+    "static-peak": static_peak,
+    "slo": lambda scenario, trace: (scenario, slo_controller(scenario)),
 }
 
 
-def make_controller(name: str, scenario: Scenario) -> Controller | None:
-    """The controller for policy ``name``; raises ``ValueError`` naming the valid policies."""
+def prepare_policy(name: str, scenario: Scenario, trace: Trace) -> Prepared:
+    """The scenario to run (initial replicas) and its controller, for policy ``name``."""
     try:
         factory = POLICIES[name]
     except KeyError:
         raise ValueError(
             f"--policy: unknown policy {name!r}; choose one of {', '.join(POLICIES)}"
         ) from None
-    return factory(scenario)
+    return factory(scenario, trace)

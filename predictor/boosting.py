@@ -22,8 +22,10 @@ learning rate: it keeps rising until 90% of its rows lie below it, the 0.9 quant
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -153,6 +155,7 @@ class TargetBoosters:
             raise ValueError(f"missing boosters {missing}")
         boosters: dict[str, lgb.Booster] = {}
         for name in wanted:
+            check_model_text(texts[name], name)
             try:
                 booster = lgb.Booster(model_str=texts[name])
             except lgb.basic.LightGBMError as exc:
@@ -168,6 +171,25 @@ class TargetBoosters:
         return cls(
             layout=layout, quantiles=quantiles, boosters=boosters, n_train=n_train, probe=probe
         )
+
+
+def check_model_text(text: str, name: str) -> None:
+    """Refuse LightGBM model text whose tree blocks disagree with its ``tree_sizes`` header.
+
+    LightGBM parses trees in parallel at the byte offsets that header gives; text edited by hand
+    (or truncated) makes it abort the whole process instead of raising, so the offsets are
+    checked here first. Raises ``ValueError``.
+    """
+    header = re.search(r"^tree_sizes=([0-9 ]*)$", text, re.MULTILINE)
+    starts = [m.start() for m in re.finditer(r"^Tree=", text, re.MULTILINE)]
+    end = text.find("end of trees")
+    if header is None or end < 0:
+        raise ValueError(f"booster {name}: not a LightGBM text model")
+    sizes = [int(v) for v in header.group(1).split()]
+    bounds = [*starts, end]
+    actual = [b - a for a, b in pairwise(bounds)]
+    if sizes != actual:
+        raise ValueError(f"booster {name}: tree sizes do not match the tree_sizes header")
 
 
 def pinball_objective(alpha: float) -> Callable[[FloatArray, lgb.Dataset], tuple[Any, Any]]:

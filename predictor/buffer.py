@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -70,11 +70,10 @@ def row_hashes(samples: RequestSamples) -> U64:
         labels = np.fromiter(
             (by_label[a] for a in samples.features.accelerator), dtype=np.uint64, count=n
         )
-        h = _splitmix64(h ^ labels)
-    return h
+        return _splitmix64(h ^ labels)
 
 
-class Split(str, Enum):
+class Split(StrEnum):
     """Which set a row belongs to."""
 
     FIT = "fit"
@@ -150,9 +149,10 @@ class _Ring:
         self.count = 0
 
     def push(self, rows: npt.NDArray[np.float64], hashes: U64) -> int:
-        """Append rows; return how many old rows were evicted."""
+        """Append rows; return how many rows (old, or the oldest of ``rows``) were dropped."""
         cap = len(self.data)
-        if len(rows) > cap:
+        overflow = max(0, len(rows) - cap)
+        if overflow:
             rows, hashes = rows[-cap:], hashes[-cap:]
         m = len(rows)
         idx = (self.pos + np.arange(m)) % cap
@@ -161,7 +161,7 @@ class _Ring:
         self.pos = int((self.pos + m) % cap)
         evicted = max(0, self.count + m - cap)
         self.count = min(cap, self.count + m)
-        return evicted
+        return evicted + overflow
 
     def rows(self) -> tuple[npt.NDArray[np.float64], U64]:
         """Rows oldest first."""

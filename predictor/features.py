@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 import numpy as np
@@ -48,7 +48,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-class PodType(str, Enum):
+class PodType(StrEnum):
     """llm-d's ``pod_type``: the role a pod plays in disaggregated serving."""
 
     AGGREGATED = ""
@@ -74,7 +74,7 @@ POD_TYPE_CODES: Final[Mapping[PodType, int]] = {
 POD_TYPE_BY_CODE: Final[Mapping[int, PodType]] = {v: k for k, v in POD_TYPE_CODES.items()}
 
 
-class Target(str, Enum):
+class Target(StrEnum):
     """What a model predicts, in milliseconds."""
 
     TTFT = "ttft"

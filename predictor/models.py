@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +45,7 @@ from predictor.samples import RequestSamples
 IntArray = npt.NDArray[np.intp]
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     """How rows are split into models."""
 
     PER_SEGMENT = "per_segment"
@@ -69,7 +69,7 @@ POOLED_KEY = SegmentKey("*", "*")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What to fit. ``serving_quantile`` is the one ``/predict`` returns as ``ttft_ms``/``tpot_ms``."""
+    """What to fit; ``serving_quantile`` is what ``/predict`` returns as ``ttft_ms``/``tpot_ms``."""
 
     quantiles: tuple[float, ...] = (0.5, 0.9)
     serving_quantile: float = 0.9

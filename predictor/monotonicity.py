@@ -141,6 +141,4 @@ def check_monotone(
                     change=float(steps[r, k]),
                 )
             )
-    return MonotonicityReport(
-        features=tuple(features), sweeps=sweeps, violations=tuple(violations)
-    )
+    return MonotonicityReport(features=tuple(features), sweeps=sweeps, violations=tuple(violations))

@@ -9,12 +9,12 @@ and condition messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from predictor.features import PodType
 
 
-class NotReadyReason(str, Enum):
+class NotReadyReason(StrEnum):
     """Why no prediction is available. Append-only: values are exported as labels."""
 
     NO_MODEL = "NoModel"

@@ -141,7 +141,7 @@ def write_samples_csv(samples: RequestSamples, path: Path) -> None:
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path, *, optional_empty: bool) -> FloatArray:
     raw = frame[column].str.strip()
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    values: FloatArray = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
     empty = (raw == "").to_numpy()
     bad = np.isnan(values) & ~(empty & optional_empty)
     bad |= np.isinf(values)

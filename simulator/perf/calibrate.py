@@ -136,13 +136,18 @@ def _network(data_dir: Path) -> dict[tuple[str, int], Collective]:
     return out
 
 
-def _effective_hbm(data_dir: Path, model: ModelSpec) -> dict[str, float]:
-    """Bytes/s Vidur's Llama-2-70B linear layers stream on one GPU (the roofline floor)."""
-    out = {}
+def _vidur_rates(data_dir: Path, model: ModelSpec) -> tuple[dict[str, float], dict[str, float]]:
+    """Bytes/s and FLOP/s of Vidur's Llama-2-70B linear layers on one GPU, per accelerator.
+
+    The roofline floor streams every weight once (effective HBM bandwidth); its per-token rate
+    is ``2·params`` FLOPs (effective matmul rate).
+    """
+    bandwidth, flops = {}, {}
     for hw in NETWORK_SYSTEMS:
         roof = fit_roofline(read_vidur_linear(data_dir, hw, "Llama-2-70b-hf", 1), model.layers)
-        out[hw] = linear_params(model) * model.bytes_per_param / roof.floor_s
-    return out
+        bandwidth[hw] = linear_params(model) * model.bytes_per_param / roof.floor_s
+        flops[hw] = 2 * linear_params(model) / roof.token_s
+    return bandwidth, flops
 
 
 def calibrate(data_dir: Path) -> Calibration:
@@ -151,8 +156,9 @@ def calibrate(data_dir: Path) -> Calibration:
     l2 = models["llama-2-70b"]
     l3_8b = models["llama-3-8b"]
     network = _network(data_dir)
-    hbm_eff = _effective_hbm(data_dir, l2)
+    hbm_eff, flops_eff = _vidur_rates(data_dir, l2)
     notes: dict[str, float] = {f"effective_hbm_tbps.{k}": v / 1e12 for k, v in hbm_eff.items()}
+    notes.update({f"effective_matmul_tflops.{k}": v / 1e12 for k, v in flops_eff.items()})
     for (hw, tp), c in network.items():
         notes[f"all_reduce_latency_us.{hw}.tp{tp}"] = c.latency_s * 1e6
         notes[f"all_reduce_gbps.{hw}.tp{tp}"] = c.bandwidth_bytes_s / 1e9
@@ -235,13 +241,28 @@ def calibrate(data_dir: Path) -> Calibration:
                 basis = _basis_for(bases, acc, model, tp)
                 system = acc.name if acc.name in NETWORK_SYSTEMS else "h100"
                 comm = tp_terms(model.layers, model.hidden, network.get((system, tp)))
-                step = scale_step(basis, acc, model, tp, comm)
+                src = basis.accelerator.name
+                measured = src != acc.name and acc.name in hbm_eff
+                step = scale_step(
+                    basis,
+                    acc,
+                    model,
+                    tp,
+                    comm,
+                    memory_ratio=hbm_eff[src] / hbm_eff[acc.name] if measured else None,
+                    compute_ratio=flops_eff[src] / flops_eff[acc.name] if measured else None,
+                )
+                ratios = (
+                    f"Vidur-measured {src}/{acc.name} bandwidth and matmul-rate ratios"
+                    if measured
+                    else f"HBM ratio ({basis.accelerator.hbm_tbps}/{acc.hbm_tbps} TB/s) and BF16"
+                    f" peak ratio ({basis.accelerator.peak_bf16_tflops}/{acc.peak_bf16_tflops} "
+                    "TFLOP/s)"
+                )
                 source = (
-                    f"derived from the calibrated {basis.accelerator.name} / {basis.model.name} / "
-                    f"{basis.gpus} GPU profile: memory-bound terms x bytes per GPU x HBM ratio "
-                    f"({basis.accelerator.hbm_tbps}/{acc.hbm_tbps} TB/s), compute-bound terms x "
-                    f"FLOPs per GPU x BF16 peak ratio ({basis.accelerator.peak_bf16_tflops}/"
-                    f"{acc.peak_bf16_tflops} TFLOP/s), software overhead kept"
+                    f"derived from the calibrated {src} / {basis.model.name} / {basis.gpus} GPU "
+                    "profile: memory-bound terms x bytes per GPU, compute-bound terms x FLOPs per "
+                    f"GPU, both x {ratios}; software overhead kept"
                     + (
                         f"; tp terms from Vidur all_reduce.csv ({NETWORK_SYSTEMS[system]}, "
                         f"{tp} workers{'' if system == acc.name else ', H100 NVLink assumed'})"

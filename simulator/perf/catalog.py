@@ -18,7 +18,7 @@ activation peak of vLLM's start-up profiling forward pass of 8,192 tokens (see
 
 Worked example — Llama-3-8B on one H100 (80 GiB): ``80·0.9 = 72`` GiB, weights
 ``8.03e9·2 B = 14.96`` GiB, reserve ``1 + 1.15 = 2.15`` GiB, leaving 54.9 GiB; one token of KV is
-``2·32 layers·8 heads·128·2 B = 128`` KiB, a block 2 MiB → 28,091 blocks (449k tokens).
+``2·32 layers·8 heads·128·2 B = 128`` KiB, a block 2 MiB → 28,104 blocks (449,664 tokens).
 """
 
 from __future__ import annotations

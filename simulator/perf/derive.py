@@ -15,18 +15,23 @@ interconnect               ``tp_fixed``, ``tp_token``               re-derived f
                                                                     fit at the target TP
 =========================  =======================================  ===========================
 
+Where the target accelerator was profiled too (A100 next to H100 in Vidur), the measured
+bandwidth and matmul-rate ratios replace the spec-sheet ones.
+
 "Bytes per GPU" and "FLOPs per GPU" carry the model change (weights, ``2·active params`` per
 token, ``4·layers·heads·head_dim`` per attention pair, KV bytes per token) and the TP change
 (divide by the GPU count). The efficiency measured on the calibrated accelerator is kept: a
 derived H200 streams weights at the fraction of peak the H100 reached.
 
 The weight-streaming part of a calibrated floor is ``weights per GPU / effective bandwidth``,
-the bandwidth Vidur measured for Llama-2-70B's linear layers on one GPU (H100: 2.52 TB/s, 75% of
+the bandwidth Vidur measured for Llama-2-70B's linear layers on one GPU (H100: 2.51 TB/s, 75% of
 peak); what the floor holds beyond it is overhead and is not scaled.
 
-Worked example — Llama-3-8B on one H200 from one H100: floor 7.49 ms of which
-``16.06 GB / 2.52 TB/s = 6.37`` ms streams weights → ``6.37·3.35/4.8 + 1.12 = 5.57`` ms;
-``linear_token`` 24.3 µs × 989.5/989.5 = 24.3 µs (same BF16 peak).
+Worked example — Llama-3-8B on one H200 from one H100: the H100 floor is 5.26 ms, all of it
+weight streaming (``16.06 GB / 2.51 TB/s = 6.39 ms`` ≥ 5.26) → ``5.26·3.35/4.8 = 3.67`` ms;
+``c0`` (2.0 ms) is kept; ``linear_token`` 14.9 µs × 989.5/989.5 = 14.9 µs (same BF16 peak).
+Llama-2-70B on 4 H100 → 4 H200: floor 24.2 ms, of which ``138 GB/4 / 2.51 TB/s = 13.7`` ms
+streams weights → ``13.7·3.35/4.8 + 10.4 = 20.0`` ms.
 """
 
 from __future__ import annotations
@@ -92,14 +97,19 @@ def scale_step(
     model: ModelSpec,
     gpus: int,
     tp: tuple[float, float],
+    *,
+    memory_ratio: float | None = None,
+    compute_ratio: float | None = None,
 ) -> StepTimeModel:
     """The basis's step model moved to ``gpus`` × ``accelerator`` serving ``model``.
 
-    ``tp`` is ``(tp_fixed_s, tp_token_s)`` at the target (0, 0 for one GPU).
+    ``tp`` is ``(tp_fixed_s, tp_token_s)`` at the target (0, 0 for one GPU). ``memory_ratio``
+    and ``compute_ratio`` (basis speed / target speed) replace the spec-sheet ratios where both
+    accelerators were measured (Vidur profiled A100 and H100 alike).
     """
     b = basis
-    mem = b.accelerator.hbm_tbps / accelerator.hbm_tbps
-    flops = compute_rate(b.accelerator, b.model) / compute_rate(accelerator, model)
+    mem = memory_ratio or b.accelerator.hbm_tbps / accelerator.hbm_tbps
+    flops = compute_ratio or compute_rate(b.accelerator, b.model) / compute_rate(accelerator, model)
     per_gpu = b.gpus / gpus
     weights = model.weight_bytes / b.model.weight_bytes * per_gpu * mem
     kv = model.kv_bytes_per_token / b.model.kv_bytes_per_token * per_gpu * mem
@@ -180,7 +190,8 @@ def wide_ep_comm_per_token(
 
     Example, DeepSeek-V3 on 16 H200 at 128 sequences × 2,048 tokens per GPU: the step must take
     ``128/2200 = 58.2`` ms; streaming 58 GB of weights per GPU and reading 18 GB of KV take about
-    21 ms, so about 0.29 ms per token per GPU is communication and imbalance.
+    21 ms, plus 2 ms of step overhead, so about 0.27 ms per token per GPU is communication and
+    imbalance.
     """
     free = wide_ep_step(basis, accelerator, model, gpus, 0.0)
     d = target.decode_batch_per_gpu * gpus

@@ -22,15 +22,16 @@ Why the ``max``: the matmuls of a step stream every weight from HBM once (the fl
 batches, are compute bound (time per token). With the floor and the per-token rate at zero the
 model is the plain affine form ``c0 + P·p + A·a + D·d + K·k + tp_fixed + tp_token·(P + D)``.
 
-Worked example — the calibrated H100 / Llama-3-8B profile (rounded: ``c0 = 0``, floor 7.49 ms,
-24.3 µs per token above it, 10.7 µs per prefill token, 2.0 ns per attention pair, 52 ns per
-context token; see ``docs/calibration.md`` for the exact numbers):
+Worked example — the calibrated H100 / Llama-3-8B profile (rounded: ``c0`` 2.0 ms, floor
+5.26 ms, 14.9 µs per token above it, 18.2 µs per prefill token, 2.0 ns per attention pair, 52 ns
+per context token; ``docs/calibration.md`` has the exact numbers):
 
-* decode-only, 1 sequence with 235 tokens of context: ``0 + max(7.49, 1·0.0243) + 235·52e-6``
-  ms ≈ 7.50 ms (the measured step at 1 request/s is 7.2 ms);
+* decode-only, 1 sequence with 235 tokens of context: ``2.0 + max(5.26, 1·0.0149) + 235·52e-6``
+  ms ≈ 7.27 ms (the measured step at 1 request/s is 7.22 ms);
 * 128 decodes (context 235 each) plus two 204-token prompts: ``P + D = 536`` tokens →
-  ``max(7.49, 536·0.0243) = 13.0`` ms, ``+ 408·0.0107 = 4.4`` ms, ``+ 41,616·2e-6 = 0.08`` ms,
-  ``+ 30,080·52e-6 = 1.6`` ms ≈ 19.1 ms — the step of a server saturated at about 106 requests/s.
+  ``2.0 + max(5.26, 536·0.0149) = 7.98`` ms, ``+ 408·0.0182 = 7.44`` ms, ``+ 41,616·2e-6 =
+  0.08`` ms, ``+ 30,080·52e-6 = 1.57`` ms ≈ 19.1 ms — the step of a server saturated at about
+  106 requests/s (measured: 20.1 ms).
 
 The engine advances decode-only stretches analytically, so :meth:`StepTimeModel.decode_affine`
 returns ``(alpha, beta)`` with ``step_time(0, 0, n, ctx) == alpha + beta·ctx`` exactly.
@@ -118,8 +119,8 @@ class StepTimeModel:
         """``(alpha, beta)`` so that a decode-only step with ``n`` sequences holding ``ctx`` tokens
         in total takes ``alpha + beta·ctx`` — exactly :meth:`step_time` ``(0, 0, n, ctx)``.
 
-        Example (rounded H100 / Llama-3-8B numbers above): ``decode_affine(1)`` ≈ (7.49 ms,
-        52 ns), so one sequence with 235 context tokens takes 7.49 + 0.012 ≈ 7.50 ms.
+        Example (rounded H100 / Llama-3-8B numbers above): ``decode_affine(1)`` ≈ (7.26 ms,
+        52 ns), so one sequence with 235 context tokens takes 7.26 + 0.012 ≈ 7.27 ms.
         """
         if n < 1:
             raise ValueError(f"a decode step needs at least one sequence, got n={n}")

@@ -29,7 +29,9 @@ def catalog():
 def _splitwise_rows():
     with (DATA / "splitwise_perf_model.csv").open() as f:
         return [
-            r for r in csv.DictReader(f) if r["model"] == "llama2-70b" and r["hardware"] in SPLITWISE_HW
+            r
+            for r in csv.DictReader(f)
+            if r["model"] == "llama2-70b" and r["hardware"] in SPLITWISE_HW
         ]
 
 
@@ -102,9 +104,9 @@ def test_h100_llama3_8b_saturates_where_the_sweep_did(catalog):
 def test_h100_llama3_8b_low_load_decode_step_and_ttft(catalog):
     profile = catalog.profile("h100", "llama-3-8b", 1)
     stage0 = _sweep()[0]
-    measured_step = (float(stage0["request_latency_median_s"]) - float(stage0["time_to_first_token_median_s"])) / (
-        float(stage0["output_len_mean"]) - 1
-    )
+    measured_step = (
+        float(stage0["request_latency_median_s"]) - float(stage0["time_to_first_token_median_s"])
+    ) / (float(stage0["output_len_mean"]) - 1)
     assert measured_step == pytest.approx(7.22e-3, abs=0.05e-3)
     alpha, beta = profile.step.decode_affine(1)
     assert alpha + beta * 235 == pytest.approx(measured_step, rel=0.05)

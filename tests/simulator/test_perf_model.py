@@ -1,4 +1,4 @@
-"""The step-time model: its formula, the exact decode-affine form the engine relies on, validation."""
+"""The step-time model: its formula, the exact decode-affine form the engine needs, validation."""
 
 from __future__ import annotations
 

@@ -1,0 +1,140 @@
+"""Where the controller's observations come from: the metrics-source protocol and its
+in-memory implementation over the simulator's pods.
+
+A source answers, per tick, one :class:`~policies.types.LoadWindow` per pool (or ``None`` when
+the pool has no usable data) and, per model, the demand offered at the gateway. Counters are
+turned into rates the way PromQL's ``increase`` does, histograms into window quantiles the way
+``histogram_quantile`` does, so the simulator's source and the Prometheus one (which asks
+Prometheus exactly that) agree.
+
+Offered demand = requests scheduled + requests rejected + growth of the gateway's queue, over the
+window. Example: 600 scheduled, 5 shed and the queue grew 10 → 12 over 60 s → 607 / 60 ≈ 10.1 rps.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from policies.types import LoadWindow
+from simulator.control import ClusterView
+from simulator.metrics.histogram import HistogramSnapshot
+from simulator.metrics.vllm import MetricsSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    arrival_rps: float | None
+    queued: int
+
+
+class MetricsSource(Protocol):
+    def observe(self, view: ClusterView) -> tuple[dict[str, LoadWindow | None], dict[str, Demand]]:
+        """Per-pool windows and per-model demand as of ``view.now``."""
+        ...
+
+
+def _merge(hists: list[HistogramSnapshot]) -> HistogramSnapshot | None:
+    if not hists:
+        return None
+    counts = [0] * len(hists[0].counts)
+    total = 0.0
+    for h in hists:
+        for i, c in enumerate(h.counts):
+            counts[i] += c
+        total += h.sum
+    return HistogramSnapshot(hists[0].bounds, tuple(counts), total)
+
+
+def _quantile(h: HistogramSnapshot | None, q: float) -> float | None:
+    if h is None or h.count == 0:
+        return None
+    return h.quantile(q)
+
+
+def _mean(h: HistogramSnapshot | None) -> float | None:
+    if h is None or h.count == 0:
+        return None
+    return h.mean()
+
+
+@dataclass(slots=True)
+class _Frame:
+    t: float
+    pods: dict[str, MetricsSnapshot]
+    gateway: dict[str, tuple[int, int, int]]  # model → (scheduled, errors, queued)
+
+
+class SimulatorMetricsSource:
+    """Reads the simulated pods' and gateway's metrics in memory; keeps ``window_s`` of frames."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._frames: deque[_Frame] = deque()
+
+    def observe(self, view: ClusterView) -> tuple[dict[str, LoadWindow | None], dict[str, Demand]]:
+        pods = {pod.name: pod.metrics.snapshot() for pool in view.pools for pod in pool.pods}
+        gw = {
+            m: (g.requests_total, sum(g.request_errors.values()), g.queue_size)
+            for m, g in view.gateway.items()
+        }
+        frame = _Frame(view.now, pods, gw)
+        while self._frames and self._frames[0].t < view.now - self.window_s - 1e-9:
+            self._frames.popleft()
+        base = self._frames[0] if self._frames else None
+        self._frames.append(frame)
+        loads: dict[str, LoadWindow | None] = {}
+        for pool in view.pools:
+            names = [p.name for p in pool.pods]
+            loads[pool.name] = self._window(
+                base, frame, names, {p.name: p.phase for p in pool.pods}
+            )
+        demand: dict[str, Demand] = {}
+        for model, (sched, errs, queued) in gw.items():
+            if base is None or model not in base.gateway or view.now <= base.t:
+                demand[model] = Demand(None, queued)
+                continue
+            ps, pe, pq = base.gateway[model]
+            offered = (sched - ps) + (errs - pe) + (queued - pq)
+            demand[model] = Demand(max(0.0, offered) / (view.now - base.t), queued)
+        return loads, demand
+
+    def _window(
+        self,
+        base: _Frame | None,
+        now: _Frame,
+        pods: list[str],
+        phases: Mapping[str, str],
+    ) -> LoadWindow | None:
+        if base is None or now.t <= base.t:
+            return None
+        dt = now.t - base.t
+        diffs: list[MetricsSnapshot] = []
+        for name in pods:
+            cur = now.pods[name]
+            old = base.pods.get(name)
+            diffs.append(cur.since(old) if old is not None else cur)
+        finished = sum(d.finished_requests for d in diffs)
+        prompt = _merge([d.request_prompt_tokens for d in diffs])
+        gen = _merge([d.request_generation_tokens for d in diffs])
+        queries = sum(d.prefix_cache_queries for d in diffs)
+        hits = sum(d.prefix_cache_hits for d in diffs)
+        ready = [
+            d for name, d in zip(pods, diffs, strict=True) if phases[name] in ("ready", "draining")
+        ]
+        return LoadWindow(
+            window_s=dt,
+            request_rps=finished / dt,
+            prompt_tokens_rps=sum(d.prompt_tokens for d in diffs) / dt,
+            generation_tokens_rps=sum(d.generation_tokens for d in diffs) / dt,
+            mean_input_tokens=_mean(prompt),
+            mean_output_tokens=_mean(gen),
+            prefix_hit_ratio=hits / queries if queries else None,
+            kv_usage=sum(d.kv_cache_usage_perc for d in ready) / len(ready) if ready else 0.0,
+            running=float(sum(d.num_requests_running for d in diffs)),
+            waiting=float(sum(d.num_requests_waiting for d in diffs)),
+            ttft_p90_s=_quantile(_merge([d.time_to_first_token for d in diffs]), 0.9),
+            itl_p90_s=_quantile(_merge([d.inter_token_latency for d in diffs]), 0.9),
+        )

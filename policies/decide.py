@@ -1,0 +1,307 @@
+"""The SLO policy: one pure function from what is observed to what every pool should be.
+
+``decide(snapshot, state, config, now)`` runs, per model: forecast demand over the start-up
+horizon (upper quantile) → capacity of one replica of each variant at the SLO (from the
+predictor, with headroom) → the cheapest variant mix per role (P/D sized from the same demand) →
+the normalization pipeline per pool → shedding and routing weights. It reads no clock, does no
+I/O and never logs; the control loop turns its output into actions and log lines.
+
+Replaying the same tick is idempotent: an observation at a time the state has already seen is
+not folded in again, so ``decide`` on (snapshot, state') after (snapshot, state) returns the same
+decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from policies.forecast import update_forecast, upper_forecast
+from policies.normalize import StageInput, normalize
+from policies.reasons import Reason
+from policies.sizing import Variant, cheapest_mix, mix_capacity, mix_cost
+from policies.types import (
+    Capacity,
+    ClusterSnapshot,
+    Decision,
+    DemandMix,
+    Diagnostics,
+    ForecastState,
+    ModelSnapshot,
+    PolicyConfig,
+    PolicyState,
+    PoolDecision,
+    PoolLimits,
+    PoolSnapshot,
+    PoolState,
+    SLOTarget,
+)
+
+
+def demand_mix(
+    pools: Sequence[PoolSnapshot], previous: DemandMix | None, default: DemandMix
+) -> DemandMix:
+    """Demand shape from the pools' windows (request-weighted), else the last known one."""
+    weight = isl = osl = hit = 0.0
+    hit_weight = 0.0
+    for p in pools:
+        load = p.load
+        if load is None or load.request_rps <= 0:
+            continue
+        if load.mean_input_tokens is None or load.mean_output_tokens is None:
+            continue
+        if p.role == "decode":
+            continue  # decode pools see prompts without their prefix hits; use the first hop
+        w = load.request_rps
+        weight += w
+        isl += w * load.mean_input_tokens
+        osl += w * load.mean_output_tokens
+        if load.prefix_hit_ratio is not None:
+            hit += w * load.prefix_hit_ratio
+            hit_weight += w
+    if weight <= 0:
+        return previous or default
+    return DemandMix(isl / weight, osl / weight, hit / hit_weight if hit_weight else 0.0)
+
+
+def _groups(pools: Sequence[PoolSnapshot]) -> list[list[PoolSnapshot]]:
+    """Variants that share demand: P/D sides, or the aggregated/EP serving pools."""
+    prefill = [p for p in pools if p.role == "prefill"]
+    decode = [p for p in pools if p.role == "decode"]
+    serving = [p for p in pools if p.role in ("aggregated", "expert-parallel")]
+    if prefill and decode:
+        return [prefill, decode, *([serving] if serving else [])]
+    return [g for g in (serving, prefill, decode) if g]
+
+
+def _variants(
+    group: Sequence[PoolSnapshot],
+    caps: Mapping[str, Capacity],
+    config: PolicyConfig,
+) -> list[Variant]:
+    out = []
+    for p in group:
+        lim = config.limits.get(p.name, PoolLimits())
+        out.append(
+            Variant(
+                pool=p.name,
+                accelerator=p.accelerator,
+                capacity_rps=caps[p.name].rps * (1.0 - config.headroom),
+                price_per_replica_hour=p.price_per_gpu_hour * p.gpus_per_replica,
+                gpus_per_replica=p.gpus_per_replica,
+                min_replicas=0,
+                max_replicas=lim.max_replicas,
+            )
+        )
+    return out
+
+
+def _choose(
+    key: str,
+    variants: list[Variant],
+    demand: float,
+    inventory: Mapping[str, int],
+    state: PolicyState,
+    config: PolicyConfig,
+) -> tuple[dict[str, int], Reason]:
+    choice, _met = cheapest_mix(variants, demand, inventory)
+    reason = Reason.DemandForecast if len(variants) == 1 else Reason.VariantMix
+    prev = state.variant_choice.get(key)
+    if len(variants) > 1 and prev and set(prev) == set(choice) and dict(prev) != choice:
+        keeps = mix_capacity(variants, prev) >= demand - 1e-9
+        if keeps and mix_cost(variants, prev) <= mix_cost(variants, choice) * (
+            1 + config.mix_hysteresis
+        ):
+            return dict(prev), Reason.MixHysteresis
+    if demand <= 0:
+        reason = Reason.NoDemand
+    return choice, reason
+
+
+def _remember(
+    prev: PoolState, now: float, replicas: int, config: PolicyConfig
+) -> tuple[tuple[float, int], ...]:
+    """History with ``(now, replicas)`` replacing any entry at ``now``, trimmed to the windows."""
+    window = max(config.scale_down_window_s, config.scale_up_window_s)
+    kept = tuple((t, r) for t, r in prev.history if now - window < t < now)
+    return (*kept, (now, replicas))
+
+
+def _inventory_left(config: PolicyConfig, claimed: Mapping[str, int]) -> dict[str, int]:
+    return {a: n - claimed.get(a, 0) for a, n in config.gpu_inventory.items()}
+
+
+def _hold(
+    p: PoolSnapshot, slo: SLOTarget, message: str, reason: Reason = Reason.HoldOnMissingData
+) -> PoolDecision:
+    return PoolDecision(
+        pool=p.name,
+        model=p.model,
+        role=p.role,
+        accelerator=p.accelerator,
+        current=p.replicas,
+        raw=p.replicas,
+        replicas=p.replicas,
+        reason=reason,
+        message=message,
+        demand_rps=None,
+        capacity_rps=None,
+        capacity_source="none",
+        predicted_ttft_p90_s=None,
+        predicted_tpot_p90_s=None,
+        slo_ttft_s=slo.ttft_s,
+        slo_tpot_s=slo.tpot_s,
+    )
+
+
+def decide(
+    snapshot: ClusterSnapshot, state: PolicyState, config: PolicyConfig, now: float
+) -> tuple[Decision, PolicyState, Diagnostics]:
+    """One tick of the SLO policy (see the module docstring)."""
+    by_model: dict[str, list[PoolSnapshot]] = {}
+    for p in snapshot.pools:
+        by_model.setdefault(p.model, []).append(p)
+    models = {m.name: m for m in snapshot.models}
+    decisions: list[PoolDecision] = []
+    pool_states = dict(state.pools)
+    forecasts = dict(state.forecasts)
+    mixes = dict(state.mixes)
+    choices = dict(state.variant_choice)
+    weights: dict[str, dict[str, float]] = {}
+    admit: dict[str, bool] = {}
+    forecast_out: dict[str, float] = {}
+    observed_out: dict[str, float | None] = {}
+    claimed: dict[str, int] = {}
+    for model_name in sorted(by_model):
+        pools = by_model[model_name]
+        slo = config.slo[model_name]
+        ms = models.get(model_name, ModelSnapshot(model_name, None, 0))
+        observed_out[model_name] = ms.arrival_rps
+        if ms.arrival_rps is None:
+            for p in pools:
+                decisions.append(_hold(p, slo, "no demand data for the model this tick"))
+                claimed[p.accelerator] = (
+                    claimed.get(p.accelerator, 0) + p.replicas * p.gpus_per_replica
+                )
+                prev = pool_states.get(p.name, PoolState())
+                pool_states[p.name] = replace(
+                    prev, history=_remember(prev, now, p.replicas, config)
+                )
+            admit[model_name] = True
+            continue
+        prev_fc = forecasts.get(model_name)
+        fc: ForecastState
+        if prev_fc is not None and now <= prev_fc.last_t:
+            fc = prev_fc  # a replayed tick: do not fold the observation in twice
+        else:
+            fc = update_forecast(prev_fc, ms.arrival_rps, now)
+        forecasts[model_name] = fc
+        horizon = max((p.startup_s for p in pools), default=0.0) + config.tick_s
+        demand = upper_forecast(fc, horizon, config.tick_s, config.forecast_quantile)
+        demand += ms.queued / max(horizon, config.tick_s)  # drain what waits at the gateway
+        forecast_out[model_name] = demand
+        mix = demand_mix(pools, mixes.get(model_name), config.default_mix)
+        mixes[model_name] = mix
+        caps = {p.name: snapshot.capacity.capacity(p, mix, slo) for p in pools}
+        idle = ms.arrival_rps <= 0 and ms.queued == 0
+        served_now = math.inf
+        model_weights: dict[str, float] = {}
+        for group in _groups(pools):
+            key = f"{model_name}/{group[0].role}"
+            variants = _variants(group, caps, config)
+            choice, mix_reason = _choose(
+                key, variants, demand, _inventory_left(config, claimed), state, config
+            )
+            choices[key] = choice
+            total_cap = sum(choice[v.pool] * v.capacity_rps for v in variants)
+            group_ready_cap = 0.0
+            for p in group:
+                lim = config.limits.get(p.name, PoolLimits())
+                # a pool seen for the first time: its current size counts as a recommendation,
+                # so a restarted controller does not scale down before a window has passed
+                prev = pool_states.get(p.name) or PoolState(
+                    history=((now - config.tick_s, p.replicas),)
+                )
+                pool_idle = idle and (p.load is None or p.load.running == 0)
+                idle_since = (
+                    (prev.idle_since if prev.idle_since is not None else now) if pool_idle else None
+                )
+                left = _inventory_left(config, claimed).get(p.accelerator)
+                x = StageInput(
+                    now=now,
+                    current=p.replicas,
+                    gpus_per_replica=p.gpus_per_replica,
+                    gpus_available=left,
+                    limits=lim,
+                    config=config,
+                    state=replace(prev, idle_since=idle_since),
+                    idle=pool_idle,
+                    queued=ms.queued,
+                )
+                raw = choice[p.name]
+                replicas, stages = normalize(raw, x)
+                changed = [s for s in stages if s.reason is not Reason.Unchanged]
+                reason = changed[-1].reason if changed else mix_reason
+                message = (
+                    changed[-1].message
+                    if changed
+                    else (
+                        f"demand {demand:.2f} rps / {caps[p.name].rps:.2f} rps per replica at SLO"
+                    )
+                )
+                claimed[p.accelerator] = (
+                    claimed.get(p.accelerator, 0) + replicas * p.gpus_per_replica
+                )
+                pool_states[p.name] = PoolState(
+                    history=_remember(prev, now, raw, config),
+                    idle_since=idle_since,
+                    last_change_t=now if replicas != p.replicas else prev.last_change_t,
+                )
+                cap = caps[p.name]
+                share = (
+                    demand * cap.rps * (1 - config.headroom) / total_cap
+                    if total_cap > 0 and replicas > 0
+                    else 0.0
+                )
+                per_replica = share * choice[p.name] / replicas if replicas else 0.0
+                ttft, tpot = (
+                    snapshot.capacity.predict(p, mix, per_replica) if replicas else (None, None)
+                )
+                decisions.append(
+                    PoolDecision(
+                        pool=p.name,
+                        model=p.model,
+                        role=p.role,
+                        accelerator=p.accelerator,
+                        current=p.replicas,
+                        raw=raw,
+                        replicas=replicas,
+                        reason=reason,
+                        message=message,
+                        demand_rps=demand,
+                        capacity_rps=cap.rps,
+                        capacity_source=cap.source,
+                        predicted_ttft_p90_s=ttft,
+                        predicted_tpot_p90_s=tpot,
+                        slo_ttft_s=slo.ttft_s,
+                        slo_tpot_s=slo.tpot_s,
+                        stages=stages,
+                    )
+                )
+                group_ready_cap += p.ready * cap.rps
+                if group[0].role in ("aggregated", "expert-parallel"):
+                    model_weights[p.name] = p.ready * cap.rps
+            served_now = min(served_now, group_ready_cap)
+        total_w = sum(model_weights.values())
+        if total_w > 0:
+            weights[model_name] = {k: v / total_w for k, v in model_weights.items()}
+        admit[model_name] = served_now >= ms.arrival_rps
+    new_state = PolicyState(
+        pools=pool_states, forecasts=forecasts, mixes=mixes, variant_choice=choices
+    )
+    return (
+        Decision(pools=tuple(decisions), routing_weights=weights, admit_sheddable=admit),
+        new_state,
+        Diagnostics(forecast_rps=forecast_out, observed_rps=observed_out, mix=mixes),
+    )

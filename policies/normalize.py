@@ -1,0 +1,139 @@
+"""The normalization pipeline: from a recommendation to the replicas the controller writes.
+
+An ordered list of named stages, each a pure function returning ``(replicas, Reason, message)``,
+as Kubernetes' HPA does it: stabilization windows → rate limits → min/max → GPU budget →
+scale-to-zero rules. Any policy (ours, or a custom one) only *proposes*; these rails apply to all.
+
+Stabilization follows HPA: scaling down uses the highest recommendation of the last
+``scale_down_window_s`` (default 300 s), scaling up the lowest of the last ``scale_up_window_s``
+(default 0 s). Example: recommendations 6, 4, 3 over the last five minutes and current 6 → the
+pool stays at 6 until the 6 leaves the window. Scale-up is limited to ``max(current + 4,
+current·2)`` per tick (HPA's default policies).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from policies.reasons import Reason
+from policies.types import PolicyConfig, PoolLimits, PoolState, Stage
+
+
+@dataclass(frozen=True, slots=True)
+class StageInput:
+    """Everything a stage may look at besides the replicas proposed so far."""
+
+    now: float
+    current: int
+    gpus_per_replica: int
+    gpus_available: int | None  # for this pool after the other pools' claims; None = unlimited
+    limits: PoolLimits
+    config: PolicyConfig
+    state: PoolState
+    idle: bool  # positive evidence: demand observed as zero this tick
+    queued: int  # requests waiting at the gateway for this pool's model
+
+
+def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
+    cfg = x.config
+    history = [(t, r) for t, r in x.state.history]
+    if replicas < x.current and cfg.scale_down_window_s > 0:
+        window = [r for t, r in history if t > x.now - cfg.scale_down_window_s] + [replicas]
+        held = min(max(window), x.current)
+        if held > replicas:
+            return (
+                held,
+                Reason.ScaleDownStabilized,
+                f"highest recommendation in {cfg.scale_down_window_s:g}s: {max(window)}",
+            )
+    if replicas > x.current and cfg.scale_up_window_s > 0:
+        window = [r for t, r in history if t > x.now - cfg.scale_up_window_s] + [replicas]
+        held = max(min(window), x.current)
+        if held < replicas:
+            return (
+                held,
+                Reason.ScaleUpStabilized,
+                (f"lowest recommendation in the last {cfg.scale_up_window_s:g}s is {min(window)}"),
+            )
+    return replicas, Reason.Unchanged, ""
+
+
+def rate_limit(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
+    cfg = x.config
+    cur = x.current
+    if replicas > cur > 0:
+        cap = max(
+            cur + cfg.scale_up_max_pods, math.ceil(cur * (1 + cfg.scale_up_max_percent / 100))
+        )
+        if replicas > cap:
+            return cap, Reason.ScaleUpLimit, f"at most {cap} from {cur} in one step"
+    if replicas < cur:
+        floor = math.floor(cur * (1 - cfg.scale_down_max_percent / 100))
+        if replicas < floor:
+            return floor, Reason.ScaleDownLimit, f"at least {floor} from {cur} in one step"
+    return replicas, Reason.Unchanged, ""
+
+
+def bounds(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
+    lim = x.limits
+    if replicas > lim.max_replicas:
+        return lim.max_replicas, Reason.TooManyReplicas, f"capped at max {lim.max_replicas}"
+    if replicas < lim.min_replicas:
+        return lim.min_replicas, Reason.TooFewReplicas, f"raised to min {lim.min_replicas}"
+    return replicas, Reason.Unchanged, ""
+
+
+def gpu_budget(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
+    if x.gpus_available is None:
+        return replicas, Reason.Unchanged, ""
+    fit = max(0, x.gpus_available // x.gpus_per_replica)
+    if replicas > fit:
+        return (
+            fit,
+            Reason.GPUBudget,
+            (f"{x.gpus_available} GPUs left for this pool: at most {fit} replicas"),
+        )
+    return replicas, Reason.Unchanged, ""
+
+
+def scale_to_zero(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
+    """Zero only on positive evidence of idleness for long enough; wake on queued demand."""
+    if replicas > 0:
+        return replicas, Reason.Unchanged, ""
+    if x.queued > 0 and (x.gpus_available is None or x.gpus_available >= x.gpus_per_replica):
+        return 1, Reason.WakeUp, f"{x.queued} requests queued at the gateway"
+    if x.current == 0:
+        return 0, Reason.Unchanged, ""
+    if not x.limits.scale_to_zero:
+        return max(1, x.limits.min_replicas), Reason.KeepWarm, "scale-to-zero is disabled"
+    since = x.state.idle_since
+    if not x.idle or since is None:
+        return 1, Reason.KeepWarm, "no positive evidence of idleness"
+    idle_for = x.now - since
+    if idle_for < x.config.idle_before_zero_s:
+        return (
+            1,
+            Reason.KeepWarm,
+            (f"idle for {idle_for:.0f}s of the {x.config.idle_before_zero_s:g}s required"),
+        )
+    return 0, Reason.ScaleToZero, f"idle for {idle_for:.0f}s"
+
+
+PIPELINE = (
+    ("stabilization", stabilize),
+    ("rate-limit", rate_limit),
+    ("bounds", bounds),
+    ("gpu-budget", gpu_budget),
+    ("scale-to-zero", scale_to_zero),
+)
+
+
+def normalize(recommendation: int, x: StageInput) -> tuple[int, tuple[Stage, ...]]:
+    """Run every stage in order; the last stage that changed something gives the reason."""
+    replicas = max(0, recommendation)
+    stages = []
+    for name, stage in PIPELINE:
+        replicas, reason, message = stage(replicas, x)
+        stages.append(Stage(name, replicas, reason, message))
+    return replicas, tuple(stages)

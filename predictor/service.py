@@ -1,0 +1,700 @@
+"""The predictor over HTTP, wire-compatible with llm-d's latency predictor.
+
+Why this module exists: the llm-d gateway (its predicted-latency scorer and its training-sample
+posts) must be able to use this service as a drop-in sidecar, unchanged — same paths, same JSON
+field names, same semantics — while it gains what llm-d's lacks: per-accelerator models
+(``accelerator`` on requests), calibrated quantiles, ``/v1/models`` with held-out metrics, and
+explicit not-ready answers.
+
+Endpoints (llm-d's unless marked *ours*):
+
+=============================== ============================================================
+``POST /predict``               one request → ``ttft_ms``, ``tpot_ms`` at the serving quantile
+``POST /predict/bulk``          ``{"requests": [...]}`` (1–10,000; 413 above): a bad or
+                                unpredictable item gives ``null`` and an ``errors`` entry
+``POST /predict/bulk/strict``   the same, all or nothing: any invalid item → 422, any item
+                                without a ready model → 503
+``POST /add_training_data_bulk`` ``{"entries": [...]}`` → 202; samples enter the buffer and may
+                                trigger retraining in the background
+``POST /reload``                load the newest valid artifact from the registry
+``GET /healthz``, ``/readyz``   liveness; readiness = a model can predict (503 otherwise)
+``GET /status``                 llm-d's status fields plus version, segments, buffer
+``GET /metrics``                Prometheus text from the service's own registry
+``GET /v1/models``              *ours*: every (accelerator, role) model with held-out metrics
+=============================== ============================================================
+
+A malformed payload gets 422 naming the field (FastAPI's ``detail[].loc``), never a 500. A valid
+request that no model can answer gets 503 with the ``NotReady`` reason. A training entry's
+``actual_ttft_ms``/``actual_tpot_ms`` of 0 (or null) means "not measured", as the gateway posts
+TTFT before any TPOT is known.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import structlog
+from fastapi import BackgroundTasks, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from predictor.buffer import TrainingBuffer
+from predictor.calibration import CoverageTracker
+from predictor.clock import Clock, WallClock
+from predictor.features import NUMERIC_FEATURES, FeatureColumns, FloatArray, PodType, Target
+from predictor.metrics import HeldOutMetrics
+from predictor.models import LatencyModel
+from predictor.outcomes import NotReady, NotReadyReason
+from predictor.registry import Artifact, ArtifactError, ModelRegistry
+from predictor.samples import RequestSamples
+from predictor.training import (
+    RetrainPolicy,
+    RetrainState,
+    TrainingConfig,
+    TrainingResult,
+    retrain_decision,
+    train,
+)
+
+log = structlog.get_logger("predictor.service")
+
+MAX_BULK = 10_000
+
+NonNegInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PredictionRequest(BaseModel):
+    """One prediction request: llm-d's fields, plus the optional ``accelerator``."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+    kv_cache_percentage: Fraction
+    input_token_length: NonNegInt
+    num_request_waiting: NonNegInt
+    num_request_running: NonNegInt
+    num_tokens_generated: NonNegInt
+    prefix_cache_score: Fraction
+    pod_type: Literal["", "prefill", "decode"] = ""
+    prefill_tokens_in_flight: NonNegInt = 0
+    decode_tokens_in_flight: NonNegInt = 0
+    encoder_matched_size: NonNegInt = 0
+    encoder_input_size: NonNegInt = 0
+    accelerator: str | None = None
+
+
+class TrainingEntry(PredictionRequest):
+    """One observed request: the request fields plus what actually happened."""
+
+    actual_ttft_ms: Annotated[float, Field(ge=0.0)] | None = None
+    actual_tpot_ms: Annotated[float, Field(ge=0.0)] | None = None
+    timestamp: float | datetime | None = None
+
+
+class BulkPredictionRequest(BaseModel):
+    """``{"requests": [...]}``; items are validated one by one (see the endpoints)."""
+
+    requests: list[Any]
+
+
+class TrainingBatch(BaseModel):
+    """``{"entries": [...]}``."""
+
+    entries: list[TrainingEntry]
+
+
+_REQUEST = TypeAdapter(PredictionRequest)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Service knobs."""
+
+    max_bulk: int = MAX_BULK
+    max_training_entries: int = 100_000
+    default_accelerator: str | None = None
+    train_in_process: bool = True
+    retrain: RetrainPolicy = field(default_factory=RetrainPolicy)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    buffer_per_bucket: int = 2_000
+
+
+def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) -> FeatureColumns:
+    n = len(requests)
+    values = {
+        name: np.fromiter((getattr(r, name) for r in requests), np.float64, n)
+        for name in NUMERIC_FEATURES
+    }
+    codes = np.fromiter((PodType(r.pod_type).code for r in requests), np.int8, n)
+    accs = tuple(r.accelerator or default_accelerator for r in requests)
+    return FeatureColumns(values=values, pod_type=codes, accelerator=accs)
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+class _StateCollector(Collector):
+    """Reads the service's state at scrape time (coverage, buffer, model readiness)."""
+
+    def __init__(self, service: PredictorService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.service
+        ready = GaugeMetricFamily(
+            "sloscaler_predictor_model_ready", "1 when a model can predict, else 0"
+        )
+        ready.add_metric([], 1.0 if s.model is not None and s.model.is_ready else 0.0)
+        yield ready
+        info = GaugeMetricFamily(
+            "sloscaler_predictor_model_info", "The serving model version", labels=["version"]
+        )
+        if s.version is not None:
+            info.add_metric([s.version], 1.0)
+        yield info
+        rows = GaugeMetricFamily(
+            "sloscaler_predictor_buffer_rows", "Training samples held", labels=["segment"]
+        )
+        with s.lock:
+            stats = s.buffer.stats()
+            tracker = s.coverage
+            metrics = s.held_out
+        for segment, count in stats.rows_by_segment.items():
+            rows.add_metric([segment], float(count))
+        yield rows
+        online = GaugeMetricFamily(
+            "sloscaler_predictor_online_coverage",
+            "Recency-weighted fraction of actuals at or below the predicted serving quantile",
+            labels=["target", "accelerator", "quantile"],
+        )
+        for (target, acc), state in tracker.states.items():
+            if state.coverage is not None:
+                online.add_metric([target.value, acc, f"{tracker.quantile:g}"], state.coverage)
+        yield online
+        held = GaugeMetricFamily(
+            "sloscaler_predictor_heldout",
+            "Held-out metrics of the serving model",
+            labels=["target", "accelerator", "metric"],
+        )
+        for m in metrics:
+            for name in ("coverage_p90", "pinball_p90", "mape_mean", "r2_mean"):
+                value = getattr(m, name)
+                if math.isfinite(value):
+                    held.add_metric([m.target.value, m.accelerator, name], value)
+        yield held
+
+
+class PredictorService:
+    """The service's state and operations, independent of HTTP (the app is a thin layer)."""
+
+    def __init__(
+        self,
+        config: ServiceConfig | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or ServiceConfig()
+        self.registry = registry
+        self.clock: Clock = clock or WallClock()
+        self.lock = threading.Lock()
+        self._train_lock = threading.Lock()
+        self.model: LatencyModel | None = None
+        self.version: str | None = None
+        self.loaded_at: float | None = None
+        self.held_out: tuple[HeldOutMetrics, ...] = ()
+        self.buffer = TrainingBuffer(per_bucket=self.config.buffer_per_bucket)
+        self.coverage = CoverageTracker(quantile=self.config.training.model.serving_quantile)
+        self.retrain_state = RetrainState()
+        self.samples_added = 0
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "sloscaler_predictor_http_requests",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "code"],
+            registry=self.metrics_registry,
+        )
+        self.latency = Histogram(
+            "sloscaler_predictor_http_request_duration_seconds",
+            "Time to answer a request",
+            ["endpoint"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.metrics_registry,
+        )
+        self.predictions = Counter(
+            "sloscaler_predictor_predictions",
+            "Rows predicted, by outcome (ok or a NotReady reason)",
+            ["outcome"],
+            registry=self.metrics_registry,
+        )
+        self.samples_counter = Counter(
+            "sloscaler_predictor_training_samples",
+            "Training samples accepted",
+            registry=self.metrics_registry,
+        )
+        self.retrains = Counter(
+            "sloscaler_predictor_retrains",
+            "Retrainings by trigger (first, cadence, drift) and result",
+            ["trigger", "result"],
+            registry=self.metrics_registry,
+        )
+        self.rejected = Counter(
+            "sloscaler_predictor_artifacts_rejected",
+            "Artifacts that failed verification on load",
+            registry=self.metrics_registry,
+        )
+        self.metrics_registry.register(_StateCollector(self))
+
+    # ------------------------------------------------------------------ models
+
+    @property
+    def default_accelerator(self) -> str:
+        if self.config.default_accelerator:
+            return self.config.default_accelerator
+        if self.model is not None and self.model.default_accelerator:
+            return self.model.default_accelerator
+        return ""
+
+    def install(
+        self, model: LatencyModel, version: str | None, metrics: Iterable[HeldOutMetrics]
+    ) -> None:
+        """Serve ``model`` from now on."""
+        with self.lock:
+            self.model = model
+            self.version = version
+            self.held_out = tuple(metrics)
+            self.loaded_at = self.clock.now()
+        log.info("model_installed", version=version, ready=model.is_ready)
+
+    def reload(self) -> tuple[Artifact | None, list[ArtifactError]]:
+        """Load the newest valid artifact; keep the current model if none is newer and valid."""
+        if self.registry is None:
+            return None, []
+        artifact, rejected = self.registry.load_latest()
+        for _ in rejected:
+            self.rejected.inc()
+        if artifact is not None and artifact.version != self.version:
+            self.install(artifact.model, artifact.version, artifact.metrics)
+        return artifact, rejected
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(
+        self, requests: Sequence[PredictionRequest]
+    ) -> tuple[list[tuple[float, float] | NotReady], str]:
+        """Serving-quantile (TTFT, TPOT) in ms per request, or why not; and the default
+        accelerator used for requests that named none."""
+        model = self.model
+        default = self.default_accelerator
+        if model is None:
+            missing = NotReady(NotReadyReason.NO_MODEL, "no model has been trained or loaded")
+            self.predictions.labels(missing.reason.value).inc(len(requests))
+            return [missing] * len(requests), default
+        batch = model.predict_serving(_columns(requests, default))
+        out: list[tuple[float, float] | NotReady] = []
+        for i in range(len(requests)):
+            failure = batch.failures.get(i)
+            if failure is not None:
+                out.append(failure)
+                self.predictions.labels(failure.reason.value).inc()
+            else:
+                out.append((float(batch.ttft_ms[i]), float(batch.tpot_ms[i])))
+        ok = len(requests) - len(batch.failures)
+        if ok:
+            self.predictions.labels("ok").inc(ok)
+        return out, default
+
+    # ------------------------------------------------------------------ training
+
+    def add_training(self, entries: Sequence[TrainingEntry]) -> int:
+        """Buffer ``entries`` and update online coverage; return how many were accepted."""
+        if not entries:
+            return 0
+        now = self.clock.now()
+        columns = _columns(entries, self.default_accelerator)
+
+        def actual(values: Iterable[float | None]) -> FloatArray:
+            return np.array([math.nan if v is None or v <= 0 else v for v in values], np.float64)
+
+        stamps = []
+        for e in entries:
+            if isinstance(e.timestamp, datetime):
+                ts = e.timestamp if e.timestamp.tzinfo else e.timestamp.replace(tzinfo=UTC)
+                stamps.append(ts.timestamp())
+            else:
+                stamps.append(now if e.timestamp is None else float(e.timestamp))
+        samples = RequestSamples.build(
+            columns,
+            actual_ttft_ms=actual(e.actual_ttft_ms for e in entries),
+            actual_tpot_ms=actual(e.actual_tpot_ms for e in entries),
+            timestamp=stamps,
+        )
+        model = self.model
+        tracker = self.coverage
+        if model is not None:
+            batch = model.predict_serving(columns)
+            for target, predicted in ((Target.TTFT, batch.ttft_ms), (Target.TPOT, batch.tpot_ms)):
+                tracker = tracker.observe(
+                    target, columns.accelerator, samples.actual(target), predicted, now
+                )
+        with self.lock:
+            self.buffer.add(samples)
+            self.coverage = tracker
+            self.samples_added += len(samples)
+        self.samples_counter.inc(len(samples))
+        return len(samples)
+
+    def worst_online_coverage(self) -> float | None:
+        """The online coverage furthest from the serving quantile (``None`` if no data)."""
+        values = [s.coverage for s in self.coverage.states.values() if s.coverage is not None]
+        if not values:
+            return None
+        q = self.coverage.quantile
+        return max(values, key=lambda v: abs(v - q))
+
+    def maybe_retrain(self) -> str | None:
+        """Retrain if the policy says so (single-flight); return the trigger, or ``None``."""
+        if not self.config.train_in_process:
+            return None
+        now = self.clock.now()
+        go, trigger = retrain_decision(
+            self.config.retrain,
+            self.retrain_state,
+            now,
+            self.samples_added,
+            self.worst_online_coverage(),
+        )
+        if not go or not self._train_lock.acquire(blocking=False):
+            return None
+        try:
+            self.retrain(trigger)
+        finally:
+            self._train_lock.release()
+        return trigger
+
+    def retrain(self, trigger: str = "manual") -> TrainingResult | None:
+        """Train on the buffer now; publish and serve the result if it is ready."""
+        with self.lock:
+            samples, _ = self.buffer.samples()
+            added = self.samples_added
+        now = self.clock.now()
+        result = train(samples, self.config.training, now)
+        self.retrain_state = RetrainState(last_trained_at=now, samples_added_at_last=added)
+        if not result.model.is_ready:
+            self.retrains.labels(trigger, "not_ready").inc()
+            log.warning("retrain_not_ready", trigger=trigger, rows=len(samples))
+            return result
+        version = self.registry.publish(result) if self.registry is not None else None
+        self.install(result.model, version, result.metrics)
+        with self.lock:
+            self.coverage = CoverageTracker(
+                quantile=self.coverage.quantile, half_life_s=self.coverage.half_life_s
+            )
+        self.retrains.labels(trigger, "installed").inc()
+        return result
+
+    # ------------------------------------------------------------------ reports
+
+    def status(self) -> dict[str, Any]:
+        model = self.model
+        stats = self.buffer.stats()
+        segments = {}
+        if model is not None:
+            for key in model.segments:
+                problem = model.segment_ready(key)
+                segments[key.label] = "ready" if problem is None else problem.reason.value
+        return {
+            "is_ready": model is not None and model.is_ready,
+            "model_type": "lightgbm",
+            "objective_type": "quantile",
+            "quantile": self.config.training.model.serving_quantile,
+            "last_model_load": _iso(self.loaded_at),
+            "training_server_url": None,
+            "models_exist": model is not None,
+            "ensemble_active": False,
+            "model_version": self.version,
+            "layout": None if model is None else model.config.layout.value,
+            "accelerators": [] if model is None else list(model.accelerators),
+            "segments": segments,
+            "buffer": {
+                "rows": stats.rows,
+                "buckets": stats.buckets,
+                "added": stats.added,
+                "evicted": stats.evicted,
+            },
+        }
+
+    def models(self) -> dict[str, Any]:
+        model = self.model
+        data: list[dict[str, Any]] = []
+        if model is not None:
+            for key, fits in model.segments.items():
+                problem = model.segment_ready(key)
+                accs = model.accelerators if key.accelerator == "*" else (key.accelerator,)
+                data.append(
+                    {
+                        "id": key.label,
+                        "accelerator": key.accelerator,
+                        "role": key.role,
+                        "ready": problem is None,
+                        "reason": None if problem is None else problem.reason.value,
+                        "message": None if problem is None else problem.message,
+                        "n_train": {
+                            t.value: (None if isinstance(f, NotReady) else f.n_train)
+                            for t, f in fits.items()
+                        },
+                        "quantiles": list(model.config.quantiles),
+                        "serving_quantile": model.config.serving_quantile,
+                        "held_out": [m.to_json() for m in self.held_out if m.accelerator in accs],
+                    }
+                )
+        return {
+            "object": "list",
+            "version": self.version,
+            "layout": None if model is None else model.config.layout.value,
+            "data": data,
+        }
+
+
+# ---------------------------------------------------------------------- HTTP
+
+
+def _validation_error(errors: list[dict[str, Any]]) -> RequestValidationError:
+    return RequestValidationError(errors)
+
+
+def _item_errors(index: int, exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": e["type"],
+            "loc": ("body", "requests", index, *e["loc"]),
+            "msg": e["msg"],
+            "input": e.get("input"),
+        }
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def create_app(service: PredictorService) -> FastAPI:
+    """The FastAPI application over ``service``."""
+    app = FastAPI(
+        title="sloscaler predictor",
+        description="llm-d latency predictor compatible TTFT/TPOT prediction service",
+        version="1",
+    )
+    app.state.service = service
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        service.latency.labels(endpoint).observe(time.perf_counter() - start)
+        service.requests.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    def prediction_json(ttft: float, tpot: float, accelerator: str | None) -> dict[str, Any]:
+        return {
+            "ttft_ms": ttft,
+            "tpot_ms": tpot,
+            "predicted_at": _iso(service.clock.now()),
+            "model_type": "lightgbm",
+            "objective_type": "quantile",
+            "quantile": service.config.training.model.serving_quantile,
+            "last_model_load": _iso(service.loaded_at),
+            "accelerator": accelerator or None,
+            "model_version": service.version,
+        }
+
+    def not_ready_json(problem: NotReady) -> dict[str, Any]:
+        return {"reason": problem.reason.value, "message": problem.message}
+
+    @app.post("/predict")
+    async def predict(body: PredictionRequest) -> JSONResponse:
+        (answer,), default = service.predict([body])
+        if isinstance(answer, NotReady):
+            return JSONResponse({"detail": not_ready_json(answer)}, status_code=503)
+        return JSONResponse(prediction_json(*answer, body.accelerator or default))
+
+    def check_size(items: list[Any]) -> JSONResponse | None:
+        if len(items) > service.config.max_bulk:
+            return JSONResponse(
+                {
+                    "detail": f"requests has {len(items)} items; the limit is "
+                    f"{service.config.max_bulk}"
+                },
+                status_code=413,
+            )
+        if not items:
+            raise _validation_error(
+                [
+                    {
+                        "type": "too_short",
+                        "loc": ("body", "requests"),
+                        "msg": "List should have at least 1 item after validation, not 0",
+                        "input": [],
+                    }
+                ]
+            )
+        return None
+
+    @app.post("/predict/bulk")
+    async def predict_bulk(body: BulkPredictionRequest) -> JSONResponse:
+        start = time.perf_counter()
+        too_big = check_size(body.requests)
+        if too_big is not None:
+            return too_big
+        valid: list[PredictionRequest] = []
+        where: list[int] = []
+        errors: list[dict[str, Any]] = []
+        for i, raw in enumerate(body.requests):
+            try:
+                valid.append(_REQUEST.validate_python(raw))
+                where.append(i)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                loc = ".".join(str(p) for p in first["loc"])
+                errors.append({"index": i, "error": f"{loc}: {first['msg']}", "request": raw})
+        predictions: list[dict[str, Any] | None] = [None] * len(body.requests)
+        if valid:
+            answers, default = service.predict(valid)
+            for i, req, answer in zip(where, valid, answers, strict=True):
+                if isinstance(answer, NotReady):
+                    errors.append(
+                        {
+                            "index": i,
+                            "error": f"{answer.reason.value}: {answer.message}",
+                            "request": req.model_dump(),
+                        }
+                    )
+                else:
+                    predictions[i] = prediction_json(*answer, req.accelerator or default)
+        errors.sort(key=lambda e: int(e["index"]))
+        ok = sum(p is not None for p in predictions)
+        return JSONResponse(
+            {
+                "predictions": predictions,
+                "errors": errors,
+                "total_requests": len(body.requests),
+                "successful_predictions": ok,
+                "failed_predictions": len(body.requests) - ok,
+                "processing_time_ms": (time.perf_counter() - start) * 1000.0,
+            }
+        )
+
+    @app.post("/predict/bulk/strict")
+    async def predict_bulk_strict(body: BulkPredictionRequest) -> JSONResponse:
+        start = time.perf_counter()
+        too_big = check_size(body.requests)
+        if too_big is not None:
+            return too_big
+        valid: list[PredictionRequest] = []
+        problems: list[dict[str, Any]] = []
+        for i, raw in enumerate(body.requests):
+            try:
+                valid.append(_REQUEST.validate_python(raw))
+            except ValidationError as exc:
+                problems += _item_errors(i, exc)
+        if problems:
+            raise _validation_error(problems)
+        answers, default = service.predict(valid)
+        failed = [(i, a) for i, a in enumerate(answers) if isinstance(a, NotReady)]
+        if failed:
+            return JSONResponse(
+                {
+                    "detail": [
+                        {"index": i, **not_ready_json(a)}
+                        for i, a in failed
+                        if isinstance(a, NotReady)
+                    ]
+                },
+                status_code=503,
+            )
+        predictions = [
+            prediction_json(*a, req.accelerator or default)
+            for req, a in zip(valid, answers, strict=True)
+            if not isinstance(a, NotReady)
+        ]
+        return JSONResponse(
+            {
+                "predictions": predictions,
+                "total_requests": len(valid),
+                "successful_predictions": len(predictions),
+                "failed_predictions": 0,
+                "processing_time_ms": (time.perf_counter() - start) * 1000.0,
+            }
+        )
+
+    @app.post("/add_training_data_bulk", status_code=202)
+    async def add_training_data_bulk(
+        body: TrainingBatch, background: BackgroundTasks
+    ) -> JSONResponse:
+        if len(body.entries) > service.config.max_training_entries:
+            return JSONResponse(
+                {
+                    "detail": f"entries has {len(body.entries)} items; the limit is "
+                    f"{service.config.max_training_entries}"
+                },
+                status_code=413,
+            )
+        accepted = service.add_training(body.entries)
+        background.add_task(service.maybe_retrain)
+        return JSONResponse(
+            {"message": f"accepted {accepted} training samples", "accepted": accepted},
+            status_code=202,
+        )
+
+    @app.post("/reload")
+    def reload() -> JSONResponse:
+        artifact, rejected = service.reload()
+        return JSONResponse(
+            {
+                "model_version": service.version,
+                "loaded": artifact is not None,
+                "rejected": [{"version": e.version, "reason": e.reason} for e in rejected],
+            }
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        model = service.model
+        if model is not None and model.is_ready:
+            return JSONResponse({"status": "ready", "model_version": service.version})
+        return JSONResponse({"status": "not ready", "model_version": service.version}, 503)
+
+    @app.get("/status")
+    async def status() -> dict[str, Any]:
+        return service.status()
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return service.models()
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(service.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
