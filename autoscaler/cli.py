@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autoscaler.logging import configure
-from autoscaler.policies import POLICIES, prepare_policy
+from autoscaler.policies import POLICIES, build_scorer, prepare_policy
 from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError
@@ -128,6 +128,7 @@ def simulate(
         if duration is not None:
             trace_obj = trace_obj.window(0.0, duration)
         sc, controller = prepare_policy(policy_name, sc, trace_obj)
+        scorer = build_scorer(sc)
     except (ScenarioError, TraceFormatError, ValueError) as e:
         raise _fail(str(e)) from None
     hooks: tuple[Any, ...] = ()
@@ -165,6 +166,7 @@ def simulate(
             progress=progress_cb,
             sample_hooks=hooks,
             trace=trace_obj,
+            scorer=scorer,
         )
     except (ScenarioError, TraceFormatError) as e:
         raise _fail(str(e)) from None

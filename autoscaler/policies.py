@@ -14,13 +14,16 @@ from collections.abc import Callable
 import numpy as np
 
 from autoscaler.capacity import ProfileCapacityModel
+from autoscaler.latency import ProfileLatencyEstimator
 from autoscaler.sim_adapter import pool_profiles, slo_controller, slo_params
+from policies.routing import SCORERS, EndpointScorer, PredictedLatency, make_scorer
 from policies.types import DemandMix, PoolSnapshot, SLOTarget
 from simulator.control import Controller
 from simulator.scenario import Scenario
 from simulator.workload import Trace
 
 Prepared = tuple[Scenario, Controller | None]
+SCORER_NAMES = (*SCORERS, PredictedLatency.name)
 PolicyFactory = Callable[[Scenario, Trace], Prepared]
 
 PEAK_WINDOW_S = 60.0
@@ -93,3 +96,20 @@ def prepare_policy(name: str, scenario: Scenario, trace: Trace) -> Prepared:
             f"--policy: unknown policy {name!r}; choose one of {', '.join(POLICIES)}"
         ) from None
     return factory(scenario, trace)
+
+
+def build_scorer(scenario: Scenario) -> EndpointScorer:
+    """The gateway scorer a scenario names; ``predicted-latency`` uses the pools' profiles."""
+    name = scenario.gateway.scorer
+    if name == PredictedLatency.name:
+        return PredictedLatency(
+            ProfileLatencyEstimator(pool_profiles(scenario)),
+            scenario.slo.ttft_ms / 1000,
+            scenario.slo.tpot_ms / 1000,
+        )
+    try:
+        return make_scorer(name)
+    except ValueError as e:
+        raise ValueError(
+            f"gateway.scorer: unknown scorer {name!r}; choose one of {', '.join(SCORER_NAMES)}"
+        ) from e

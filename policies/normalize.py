@@ -101,7 +101,9 @@ def scale_to_zero(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
     """Zero only on positive evidence of idleness for long enough; wake on queued demand."""
     if replicas > 0:
         return replicas, Reason.Unchanged, ""
-    if x.queued > 0 and (x.gpus_available is None or x.gpus_available >= x.gpus_per_replica):
+    if x.gpus_available is not None and x.gpus_available < x.gpus_per_replica:
+        return 0, Reason.Unchanged, ""  # the budget stage decided; keeping warm would break it
+    if x.queued > 0:
         return 1, Reason.WakeUp, f"{x.queued} requests queued at the gateway"
     if x.current == 0:
         return 0, Reason.Unchanged, ""

@@ -93,27 +93,36 @@ class LeastLoad:
 
 
 class PrefixLoadAware:
-    """Prefix-cache affinity traded against load (llm-d's default scorer weights 2:1:1).
+    """llm-d's prefix + load-aware configuration: ``prefix-cache-scorer`` (weight 2) plus
+    ``load-aware-scorer`` (weight 1) and a max-score picker, as in llm-d's sample EPP config.
 
-    score = 2·prefix_cache_score − (kv_cache_percentage + min(1, waiting/5)); the highest wins.
-    Example: pod A has 80% of the prompt cached but KV 0.9 and 4 waiting: 1.6 − 1.7 = −0.1;
-    pod B has nothing cached, KV 0.3, idle: 0 − 0.3 = −0.3 → A wins.
+    The prefix score is the share of the prompt cached on the pod (0–1). The load-aware score is
+    0.5 for an empty waiting queue, falling linearly to 0 at ``queue_threshold`` (128) waiting
+    requests. Ties (common: vLLM admits requests at once, so queues are mostly empty) go round
+    robin. Example: pod A caches 75 % of the prompt with 3 waiting → 2·0.75 + 0.5·(1 − 3/128)
+    = 1.99; pod B caches nothing, queue empty → 0.5 → A.
     """
 
     name = "prefix-load"
     needs_prefix_score = True
     needs_tokens_in_flight = False
     prefix_weight: ClassVar[float] = 2.0
+    load_weight: ClassVar[float] = 1.0
+    queue_threshold: ClassVar[int] = 128
+
+    def __init__(self) -> None:
+        self._turn = 0
 
     def pick(self, request: RoutingRequest, endpoints: Sequence[Endpoint]) -> int:
-        best = 0
-        best_score = -float("inf")
-        for i, e in enumerate(endpoints):
-            s = self.prefix_weight * e.prefix_cache_score - load_score(e)
-            s -= 1e-3 * e.num_request_running
-            if s > best_score:
-                best, best_score = i, s
-        return best
+        scores = []
+        for e in endpoints:
+            queue = min(e.num_request_waiting, self.queue_threshold) / self.queue_threshold
+            load = 0.5 * (1.0 - queue)
+            scores.append(self.prefix_weight * e.prefix_cache_score + self.load_weight * load)
+        top = max(scores)
+        best = [i for i, sc in enumerate(scores) if sc >= top - 1e-12]
+        self._turn += 1
+        return best[self._turn % len(best)]
 
 
 SCORERS: dict[str, type[RoundRobin] | type[LeastLoad] | type[PrefixLoadAware]] = {
@@ -131,3 +140,77 @@ def make_scorer(name: str) -> EndpointScorer:
         raise ValueError(
             f"unknown scorer {name!r}; choose one of {', '.join(sorted(SCORERS))}"
         ) from None
+
+
+class LatencyEstimator(Protocol):
+    """Predicts (TTFT, TPOT) in seconds for ``request`` if it were sent to ``endpoint``."""
+
+    def predict(self, request: RoutingRequest, endpoint: Endpoint) -> tuple[float, float]: ...
+
+
+class PredictedLatency:
+    """Route by predicted headroom against the SLO (llm-d's predicted-latency scorer, extended).
+
+    headroom = SLO − prediction, per candidate. Candidates with positive TTFT and TPOT headroom
+    are preferred; among them the score is ``0.8·ttft_headroom/slo_ttft + 0.2·tpot_headroom/
+    slo_tpot`` — most headroom wins (``best_fit=True`` picks the least instead, packing load as
+    llm-d's default does). Sheddable requests (priority < 0) always best-fit, so they fill the
+    pods that are already busy and leave headroom to the requests that matter. Prefix affinity:
+    a pod holding > 80 % of the prompt is kept unless its predicted TTFT is ``affinity_escape_s``
+    worse than the best. When every pod violates, idle pods come first, then the lowest TTFT.
+
+    Example: SLO 1 s / 50 ms; pod A predicts 0.4 s / 30 ms → 0.8·0.6 + 0.2·0.4 = 0.56; pod B
+    predicts 0.9 s / 20 ms → 0.8·0.1 + 0.2·0.6 = 0.20 → A.
+    """
+
+    name = "predicted-latency"
+    needs_prefix_score = True
+    needs_tokens_in_flight = True
+
+    def __init__(
+        self,
+        estimator: LatencyEstimator,
+        slo_ttft_s: float,
+        slo_tpot_s: float,
+        best_fit: bool = False,
+        affinity_threshold: float = 0.8,
+        affinity_escape_s: float = 5.0,
+    ) -> None:
+        self.estimator = estimator
+        self.slo_ttft_s = slo_ttft_s
+        self.slo_tpot_s = slo_tpot_s
+        self.best_fit = best_fit
+        self.affinity_threshold = affinity_threshold
+        self.affinity_escape_s = affinity_escape_s
+
+    def pick(self, request: RoutingRequest, endpoints: Sequence[Endpoint]) -> int:
+        slo_ttft = request.slo_ttft_ms / 1000 if request.slo_ttft_ms else self.slo_ttft_s
+        slo_tpot = request.slo_tpot_ms / 1000 if request.slo_tpot_ms else self.slo_tpot_s
+        preds = [self.estimator.predict(request, e) for e in endpoints]
+        best_ttft = min(p[0] for p in preds)
+        candidates = list(range(len(endpoints)))
+        sticky = [
+            i
+            for i in candidates
+            if endpoints[i].prefix_cache_score > self.affinity_threshold
+            and preds[i][0] - best_ttft < self.affinity_escape_s
+        ]
+        if sticky:
+            candidates = sticky
+        fine = [i for i in candidates if preds[i][0] <= slo_ttft and preds[i][1] <= slo_tpot]
+        if not fine:
+            idle = [
+                i
+                for i in candidates
+                if endpoints[i].num_request_running == 0 and endpoints[i].num_request_waiting == 0
+            ]
+            pool = idle or candidates
+            return min(pool, key=lambda i: (preds[i][0], i))
+
+        def score(i: int) -> float:
+            ttft, tpot = preds[i]
+            return 0.8 * (slo_ttft - ttft) / slo_ttft + 0.2 * (slo_tpot - tpot) / slo_tpot
+
+        if self.best_fit or request.priority < 0:
+            return min(fine, key=lambda i: (score(i), i))
+        return max(fine, key=lambda i: (score(i), -i))

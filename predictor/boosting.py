@@ -22,6 +22,7 @@ learning rate: it keeps rising until 90% of its rows lie below it, the 0.9 quant
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ import numpy as np
 
 from predictor.features import FeatureLayout, FloatArray
 from predictor.monotonicity import MonotonicityReport, ProbeGrid, check_monotone
+
+#: Below this many rows a fit runs on one thread (see :meth:`BoostingParams.threads_for`).
+SMALL_FIT_ROWS = 50_000
 
 #: Latencies are floored at this many ms before taking logs (a 0 ms TTFT is a measurement glitch).
 MIN_LATENCY_MS = 1e-3
@@ -79,13 +83,23 @@ class BoostingParams:
     num_threads: int = 0
     seed: int = 0
 
-    def lightgbm_params(self, layout: FeatureLayout) -> dict[str, Any]:
+    def threads_for(self, rows: int) -> int:
+        """``num_threads``, or when 0: one thread below 50,000 rows, else every core.
+
+        Small fits gain nothing from threads, and LightGBM's OpenMP workers spin-wait, so on a
+        busy two-core machine a multi-threaded small fit can run a hundred times slower.
+        """
+        if self.num_threads > 0:
+            return self.num_threads
+        return 1 if rows < SMALL_FIT_ROWS else max(1, os.cpu_count() or 1)
+
+    def lightgbm_params(self, layout: FeatureLayout, rows: int) -> dict[str, Any]:
         params: dict[str, Any] = {
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_data_in_leaf": self.min_data_in_leaf,
             "max_bin": self.max_bin,
-            "num_threads": self.num_threads,
+            "num_threads": self.threads_for(rows),
             "seed": self.seed,
             "deterministic": True,
             "force_col_wise": True,
@@ -214,7 +228,7 @@ def fit_target(
     if len(matrix) != len(actual_ms):
         raise ValueError("matrix and targets differ in length")
     log_y = np.log(np.maximum(actual_ms, MIN_LATENCY_MS))
-    base = params.lightgbm_params(layout)
+    base = params.lightgbm_params(layout, len(matrix))
     log_set = lgb.Dataset(
         matrix,
         label=log_y,

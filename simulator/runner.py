@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.routing import make_scorer
+from policies.routing import EndpointScorer, make_scorer
 from simulator.cluster import Cluster, GatewayConfig, SampleHook, SimulationOutput
 from simulator.control import Controller
 from simulator.perf.transport import transport
@@ -58,6 +58,7 @@ def run_scenario(
     progress: Callable[[float, float], None] | None = None,
     sample_hooks: tuple[tuple[float, SampleHook], ...] = (),
     trace: Trace | None = None,
+    scorer: EndpointScorer | None = None,
 ) -> RunResult:
     """Replay ``scenario`` with ``controller`` (``None`` = static replicas) and summarize."""
     seed = scenario.seed if seed is None else seed
@@ -68,10 +69,11 @@ def run_scenario(
     if not trace.requests:
         raise ScenarioError(f"{scenario.name}: the trace has no requests")
     gw = scenario.gateway
-    try:
-        scorer = make_scorer(gw.scorer)
-    except ValueError as e:
-        raise ScenarioError(f"{scenario.name}: gateway.scorer: {e}") from None
+    if scorer is None:
+        try:
+            scorer = make_scorer(gw.scorer)
+        except ValueError as e:
+            raise ScenarioError(f"{scenario.name}: gateway.scorer: {e}") from None
     cluster = Cluster(
         scenario.pool_specs(),
         trace,

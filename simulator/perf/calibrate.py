@@ -4,7 +4,8 @@ The simulator's timing must come from measured vLLM behaviour, and anyone must b
 the fit and get the same numbers. This module reads ``<repo>/../shared/data`` (override with
 ``--data``), fits and derives every profile, and writes ``simulator/perf/data/profiles.yaml``
 and ``transports.yaml``; ``--check`` prints how the shipped profiles match the measurements
-(Splitwise MAPE per hardware and TP, the H100 / Llama-3-8B sweep and saturation, Argonne).
+(Splitwise MAPE per hardware and TP, the H100 / Llama-3-8B sweep and saturation, Argonne: the
+fit of the Llama-3-70B profiles, TTFT/ITL, throughput across vendors).
 
 Pipeline (each step's method is in the module named):
 
@@ -12,11 +13,17 @@ Pipeline (each step's method is in the module named):
    Vidur per-operator times → linear-layer roofline and effective HBM bandwidth.
 2. Splitwise → Llama-2-70B on A100 and H100 at TP 2/4/8 (calibrated, ``derived: false``).
 3. inference-perf sweep → Llama-3-8B on one H100 (calibrated); the frontend overhead.
-4. Everything else by scaling a calibrated profile (:mod:`.derive`, ``derived: true``):
-   Llama-3-70B from Llama-2-70B, other TP degrees, other accelerators by their spec sheets.
-5. DeepSeek-V3 wide expert parallelism on H200 (and H100), from the dense H100 efficiencies,
+4. Argonne (vLLM of 2024) → Llama-3-70B: the decode terms of H100 TP4 and MI300X TP 1/2/4/8
+   fitted to the whole-batch latencies (``derived: false``), prefill terms from Splitwise's 70B
+   prefill on H100 (MI300X: × the MI300X/H100 prefill time Argonne measured, Fig. 21); H100
+   TP2/TP8 and A100 TP2/4/8 combine the TP4 decode terms moved to their GPUs with Splitwise's
+   prefill at that GPU and TP (``derived: true``).
+5. Everything else by scaling a calibrated profile (:mod:`.derive`, ``derived: true``): other TP
+   degrees, other accelerators by their spec sheets; Llama-3-70B from the H100 Llama-3-70B
+   profiles, Llama-2-70B from the Splitwise fits.
+6. DeepSeek-V3 wide expert parallelism on H200 (and H100), from the dense H100 efficiencies,
    calibrated to llm-d 0.3's 2.2k output tokens/s per H200.
-6. Transports from Vidur's cross-node NCCL send/recv (RDMA) and stated NIC speeds (TCP).
+7. Transports from Vidur's cross-node NCCL send/recv (RDMA) and stated NIC speeds (TCP).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from simulator.perf.derive import (
     Basis,
     WideEpTarget,
     attn_flops_per_pair,
+    combine,
     linear_params,
     scale_step,
     wide_ep_comm_per_token,
@@ -50,6 +58,7 @@ from simulator.perf.derive import (
 )
 from simulator.perf.fitting import (
     Collective,
+    fit_argonne,
     fit_collective,
     fit_roofline,
     fit_splitwise,
@@ -57,7 +66,13 @@ from simulator.perf.fitting import (
     tp_terms,
 )
 from simulator.perf.measurements import (
+    ARGONNE_HARDWARE,
+    ARGONNE_MODELS,
+    ArgonneRun,
+    ArgonneTtft,
     default_data_dir,
+    read_argonne,
+    read_argonne_ttft,
     read_inference_perf,
     read_splitwise,
     read_vidur_linear,
@@ -66,6 +81,8 @@ from simulator.perf.measurements import (
 from simulator.perf.model import StepTimeModel
 from simulator.perf.validate import (
     argonne_checks,
+    argonne_fit_errors,
+    argonne_ttft_checks,
     splitwise_errors,
     sweep_checks,
     utilisation_checks,
@@ -226,7 +243,11 @@ def calibrate(data_dir: Path) -> Calibration:
     )
     entries = [e if e.frontend_overhead_s else _with_frontend(e, frontend) for e in entries]
 
-    # 3. Derived dense profiles.
+    # 3. Llama-3-70B: Argonne's vLLM runs (decode), Splitwise's 70B prefill.
+    entries += _llama3_70b(data_dir, accs, models, network, hbm_eff, flops_eff, bases, notes)
+    entries = [e if e.frontend_overhead_s else _with_frontend(e, frontend) for e in entries]
+
+    # 4. Derived dense profiles.
     calibrated = {(e.accelerator, e.model, e.gpus) for e in entries}
     for acc in accs.values():
         for model in models.values():
@@ -274,7 +295,7 @@ def calibrate(data_dir: Path) -> Calibration:
                     ProfileEntry(acc.name, model.name, tp, "tp", step, frontend, True, source)
                 )
 
-    # 4. DeepSeek-V3 wide expert parallelism.
+    # 5. DeepSeek-V3 wide expert parallelism.
     ds = models["deepseek-v3"]
     basis_8b = bases[("h100", l3_8b.name, 1)]
     target = WideEpTarget()
@@ -309,15 +330,201 @@ def _with_frontend(e: ProfileEntry, frontend: float) -> ProfileEntry:
     )
 
 
+def _nearest_tp(tp: int) -> int:
+    return min(SPLITWISE_TP, key=lambda g: (abs(math.log2(g / tp)), g))
+
+
 def _basis_for(
     bases: Mapping[tuple[str, str, int], Basis], acc: AcceleratorSpec, model: ModelSpec, tp: int
 ) -> Basis:
-    """The calibrated profile to scale: same model family and size, nearest TP, same GPU if any."""
+    """The calibrated profile to scale: same model family and size, nearest TP, same GPU if any.
+
+    Llama-3-70B scales from the H100 Llama-3-70B profiles (decode fitted to Argonne's vLLM);
+    Llama-2-70B from the Splitwise fit on the same GPU (A100, H100) or on the H100.
+    """
     if model.params_b < 20:
         return bases[("h100", "llama-3-8b", 1)]
+    if ("h100", model.name, _nearest_tp(tp)) in bases:
+        return bases[("h100", model.name, _nearest_tp(tp))]
     hw = acc.name if acc.name in NETWORK_SYSTEMS else "h100"
-    nearest = min(SPLITWISE_TP, key=lambda g: (abs(math.log2(g / tp)), g))
-    return bases[(hw, "llama-2-70b", nearest)]
+    return bases[(hw, "llama-2-70b", _nearest_tp(tp))]
+
+
+ARGONNE_TP4_HW = "h100"
+ARGONNE_TTFT_MODEL = "llama-3-8b"
+"""Argonne's TTFT table (Fig. 21) has no 70B model; Llama-3-8B is the same family."""
+
+
+def _argonne_rows(runs: list[ArgonneRun], hw: str, model: str, gpus: int) -> list[ArgonneRun]:
+    return [
+        r
+        for r in runs
+        if ARGONNE_HARDWARE.get(r.hardware) == hw
+        and ARGONNE_MODELS.get(r.model) == model
+        and r.gpus == gpus
+    ]
+
+
+def _argonne_ttft(rows: list[ArgonneTtft], hw: str, model: str) -> float | None:
+    for r in rows:
+        if ARGONNE_HARDWARE.get(r.hardware) == hw and ARGONNE_MODELS.get(r.model) == model:
+            return r.ttft_s
+    return None
+
+
+def _holds_a_sequence(acc: AcceleratorSpec, model: ModelSpec, tp: int) -> bool:
+    if tp > model.kv_heads:
+        return False
+    return kv_capacity_blocks(acc, model, tp) * BLOCK_TOKENS >= model.max_model_len
+
+
+def _llama3_70b(
+    data_dir: Path,
+    accs: Mapping[str, AcceleratorSpec],
+    models: Mapping[str, ModelSpec],
+    network: Mapping[tuple[str, int], Collective],
+    hbm_eff: Mapping[str, float],
+    flops_eff: Mapping[str, float],
+    bases: dict[tuple[str, str, int], Basis],
+    notes: dict[str, float],
+) -> list[ProfileEntry]:
+    """Llama-3-70B on H100, A100 and every accelerator Argonne measured with vLLM.
+
+    * decode (step constant, per sequence, per context token): fitted to Argonne's whole-batch
+      latencies (:func:`.fitting.fit_argonne`) on H100 TP4 and on every MI300X TP Argonne ran;
+    * prefill (``prefill_token``, ``prefill_attn``, ``prefill_step``, ``linear_token``): Argonne's
+      runs cannot separate it from the per-sequence decode cost, so it comes from Splitwise's 70B
+      prefill measurements at the same GPU and TP (Llama-2-70B: the same 80 layers, × Llama-3-70B
+      FLOPs); on MI300X the H100 prefill × the MI300X/H100 prefill time Argonne measured (Fig. 21);
+    * H100 TP2/TP8 and A100 TP2/4/8 (no Argonne vLLM run): the TP4 decode terms moved to that GPU
+      count (and to the A100 by Vidur's measured ratios) with Splitwise's prefill there.
+
+    Adds the H100 profiles to ``bases``; the other accelerators are derived from them later.
+    """
+    l2, l3 = models["llama-2-70b"], models["llama-3-70b"]
+    h100 = accs["h100"]
+    runs = read_argonne(data_dir)
+    out: list[ProfileEntry] = []
+
+    def comm(acc: AcceleratorSpec, tp: int) -> tuple[float, float]:
+        system = acc.name if acc.name in NETWORK_SYSTEMS else "h100"
+        return tp_terms(l3.layers, l3.hidden, network.get((system, tp)))
+
+    def tp_source(acc: AcceleratorSpec, tp: int) -> str:
+        system = acc.name if acc.name in NETWORK_SYSTEMS else "h100"
+        assumed = "" if system == acc.name else ", H100 NVLink assumed"
+        return (
+            f"tp terms from Vidur all_reduce.csv ({NETWORK_SYSTEMS[system]}, {tp} workers{assumed})"
+        )
+
+    prefill = {
+        (hw, tp): scale_step(bases[(hw, l2.name, tp)], accs[hw], l3, tp, comm(accs[hw], tp))
+        for hw in NETWORK_SYSTEMS
+        for tp in SPLITWISE_TP
+    }
+
+    def prefill_source(hw: str, tp: int) -> str:
+        return (
+            f"prefill terms (prefill_token, prefill_attn, prefill_step, linear_token) from the "
+            f"Splitwise {hw} TP{tp} fit (llama2-70b, the same 80 layers) x Llama-3-70B/Llama-2-70B"
+            " FLOPs per token"
+        )
+
+    # H100 TP4: the fit.
+    tp = 4
+    rows = _argonne_rows(runs, ARGONNE_TP4_HW, l3.name, tp)
+    streaming = l3.weight_bytes / tp / hbm_eff["h100"]
+    capacity = kv_capacity_blocks(h100, l3, tp) * BLOCK_TOKENS
+    fit = fit_argonne(rows, prefill[("h100", tp)], streaming, capacity)
+    notes[f"argonne_fit_mape.h100.tp{tp}"] = fit.mape
+    notes[f"argonne_fit_max_error.h100.tp{tp}"] = fit.max_error
+    source = (
+        f"fit to Argonne LLM-Inference-Bench All_results.csv (vLLM, Nvidia H100 GPU x{tp}, "
+        f"Meta-Llama-3-70B): {fit.runs} whole-batch latencies (input = output length 128-2048, "
+        "batch 1-64), latency = prefill in 8,192-token steps + (length - 1) decode steps; fitted "
+        "(soft-L1 least squares of the relative error): decode step constant (linear floor = "
+        f"weights per GPU / Vidur-measured {hbm_eff['h100'] / 1e12:.2f} TB/s, c0 = the rest), "
+        f"decode_seq, kv_token; {prefill_source('h100', tp)}; {tp_source(h100, tp)}"
+    )
+    anchor = Basis(h100, l3, tp, fit.step, hbm_eff["h100"], source)
+    bases[("h100", l3.name, tp)] = anchor
+    out.append(ProfileEntry("h100", l3.name, tp, "tp", fit.step, 0.0, False, source))
+
+    # H100 TP2/TP8, A100 TP2/4/8: the TP4 decode terms there, Splitwise's prefill there.
+    for hw in ("h100", "a100"):
+        acc = accs[hw]
+        for tp in SPLITWISE_TP:
+            if (hw, l3.name, tp) in bases or not _holds_a_sequence(acc, l3, tp):
+                continue
+            vidur = hw != anchor.accelerator.name
+            decode = scale_step(
+                anchor,
+                acc,
+                l3,
+                tp,
+                comm(acc, tp),
+                memory_ratio=hbm_eff["h100"] / hbm_eff[hw] if vidur else None,
+                compute_ratio=flops_eff["h100"] / flops_eff[hw] if vidur else None,
+            )
+            step = combine(decode, prefill[(hw, tp)])
+            ratio = (
+                f" x the Vidur-measured h100/{hw} weight-streaming bandwidth ratio "
+                f"({hbm_eff['h100'] / hbm_eff[hw]:.2f})"
+                if vidur
+                else ""
+            )
+            source = (
+                f"derived: decode terms (c0, linear floor, decode_seq, kv_token) from the h100 / "
+                f"llama-3-70b / 4 GPU profile fitted to Argonne's vLLM runs, memory-bound terms x "
+                f"bytes per GPU (4/{tp}){ratio}, software overhead kept; {prefill_source(hw, tp)}; "
+                f"{tp_source(acc, tp)}"
+            )
+            if hw == "h100":
+                bases[(hw, l3.name, tp)] = Basis(acc, l3, tp, step, hbm_eff[hw], source)
+            out.append(ProfileEntry(hw, l3.name, tp, "tp", step, 0.0, True, source))
+
+    # Other accelerators Argonne ran with vLLM (MI300X): fitted, prefill scaled by Fig. 21.
+    ttft = read_argonne_ttft(data_dir)
+    h100_ttft = _argonne_ttft(ttft, "h100", ARGONNE_TTFT_MODEL)
+    for acc in accs.values():
+        if acc.name in NETWORK_SYSTEMS:
+            continue
+        tps = [g for g in TP_DEGREES if _argonne_rows(runs, acc.name, l3.name, g)]
+        their_ttft = _argonne_ttft(ttft, acc.name, ARGONNE_TTFT_MODEL)
+        prefill_ratio = their_ttft / h100_ttft if their_ttft and h100_ttft else None
+        if prefill_ratio is not None:
+            notes[f"argonne_prefill_time_ratio.{acc.name}"] = prefill_ratio
+        for tp in tps:
+            if not _holds_a_sequence(acc, l3, tp):
+                continue
+            basis = bases[("h100", l3.name, _nearest_tp(tp))]
+            fixed = scale_step(basis, acc, l3, tp, comm(acc, tp), compute_ratio=prefill_ratio)
+            bandwidth = hbm_eff["h100"] * acc.hbm_tbps / h100.hbm_tbps
+            rows = _argonne_rows(runs, acc.name, l3.name, tp)
+            capacity = kv_capacity_blocks(acc, l3, tp) * BLOCK_TOKENS
+            fit = fit_argonne(rows, fixed, l3.weight_bytes / tp / bandwidth, capacity)
+            notes[f"argonne_fit_mape.{acc.name}.tp{tp}"] = fit.mape
+            notes[f"argonne_fit_max_error.{acc.name}.tp{tp}"] = fit.max_error
+            compute = (
+                f"x {prefill_ratio:.2f}, the {acc.name}/h100 prefill time Argonne measured with vLLM "
+                f"(Fig_21: TTFT of 16 prompts of 1,024 tokens, {ARGONNE_TTFT_MODEL}, 1 GPU: "
+                f"{their_ttft:.3f} s / {h100_ttft:.3f} s)"
+                if prefill_ratio is not None
+                else f"x BF16 peak ratio ({h100.peak_bf16_tflops}/{acc.peak_bf16_tflops} TFLOP/s)"
+            )
+            source = (
+                f"fit to Argonne LLM-Inference-Bench All_results.csv (vLLM, {acc.name} x{tp}, "
+                f"Meta-Llama-3-70B): {fit.runs} whole-batch latencies ({fit.excluded} whose KV "
+                "exceeds the capacity excluded), latency = prefill in 8,192-token steps + "
+                "(length - 1) decode steps; fitted (soft-L1 least squares of the relative error): "
+                "decode step constant (linear floor = weights per GPU / the H100-measured "
+                "bandwidth x HBM ratio, c0 = the rest), decode_seq, kv_token; prefill terms "
+                f"(compute-bound: prefill_token, prefill_attn, linear_token) from the h100 / "
+                f"llama-3-70b / {basis.gpus} GPU profile x FLOPs per GPU {compute}; "
+                f"{tp_source(acc, tp)}"
+            )
+            out.append(ProfileEntry(acc.name, l3.name, tp, "tp", fit.step, 0.0, False, source))
+    return out
 
 
 def _transports(data_dir: Path, notes: dict[str, float]) -> tuple[dict[str, Any], ...]:
@@ -395,6 +602,38 @@ def check(data_dir: Path) -> str:
     lines += ["", "Saturation check (GPU-seconds per second, max-num-seqs 128)", ""]
     for k, v in utilisation_checks(h100).items():
         lines.append(f"- {k}: {v:.3f}")
+    lines += [
+        "",
+        "Argonne vLLM, Llama-3-70B: whole-batch latency (input = output length), measured vs "
+        "profile",
+        "",
+    ]
+    lines.append(
+        "| hardware | GPUs | profile | runs | excluded (KV) | latency MAPE | max error | "
+        "batch-1 step measured (ms) | model (ms) |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for e in argonne_fit_errors(catalog, data_dir):
+        lines.append(
+            f"| {e.hardware} | {e.gpus} | {'derived' if e.derived else 'fit'} | {e.rows} | "
+            f"{e.excluded} | {e.latency_mape:.1%} | {e.max_error:.1%} | "
+            f"{e.step_b1_measured_s * 1e3:.2f} | {e.step_b1_model_s * 1e3:.2f} |"
+        )
+    lines += [
+        "",
+        "Argonne Fig. 21/22 (vLLM, one GPU, 16 prompts of 1,024 tokens): TTFT and ITL",
+        "",
+    ]
+    lines.append(
+        "| hardware | model | TTFT measured (s) | model (s) | ITL measured (ms) | model (ms) |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+    for t in argonne_ttft_checks(catalog, data_dir):
+        itl = f"{t.itl_measured_s * 1e3:.2f}" if t.itl_measured_s is not None else "-"
+        lines.append(
+            f"| {t.hardware} | {t.model} | {t.ttft_measured_s:.3f} | {t.ttft_model_s:.3f} | "
+            f"{itl} | {t.itl_model_s * 1e3:.2f} |"
+        )
     lines += ["", "Argonne vLLM: measured / predicted whole-batch throughput (median)", ""]
     lines.append("| hardware | model | GPUs | runs | measured/model |")
     lines.append("|---|---|---|---|---|")

@@ -32,11 +32,17 @@ weight streaming (``16.06 GB / 2.51 TB/s = 6.39 ms`` ≥ 5.26) → ``5.26·3.35/
 ``c0`` (2.0 ms) is kept; ``linear_token`` 14.9 µs × 989.5/989.5 = 14.9 µs (same BF16 peak).
 Llama-2-70B on 4 H100 → 4 H200: floor 24.2 ms, of which ``138 GB/4 / 2.51 TB/s = 13.7`` ms
 streams weights → ``13.7·3.35/4.8 + 10.4 = 20.0`` ms.
+
+Llama-3-70B profiles scale from the H100 Llama-3-70B profiles (TP 2/4/8), whose decode terms are
+the fit to Argonne's vLLM runs at TP4 (:func:`.fitting.fit_argonne`); the fitted floor is all
+weight streaming (14.0 ms at TP4), so 4 H200 get ``14.0·3.35/4.8 = 9.8`` ms plus the 0.3 ms
+``c0``. Where two measurements cover one profile — the decode terms from one, the prefill terms
+from another — :func:`combine` puts them together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.perf.catalog import AcceleratorSpec, ModelSpec
 from simulator.perf.model import StepTimeModel
@@ -128,6 +134,20 @@ def scale_step(
         linear_token_s=s.linear_token_s * compute,
         prefill_step_s=s.prefill_step_s,
     )
+
+
+PREFILL_TERMS = ("prefill_token_s", "prefill_attn_s", "prefill_step_s", "linear_token_s")
+"""The compute-bound terms a prefill is made of: what a prefill measurement pins down."""
+
+
+def combine(decode: StepTimeModel, prefill: StepTimeModel) -> StepTimeModel:
+    """``decode``'s step constant, per-sequence, KV and TP terms with ``prefill``'s
+    :data:`PREFILL_TERMS`.
+
+    Example: H100 TP8 Llama-3-70B takes its decode terms from the Argonne TP4 fit moved to 8 GPUs
+    and its prefill terms from Splitwise's TP8 prefill measurements (Llama-2-70B, same layers).
+    """
+    return replace(decode, **{k: getattr(prefill, k) for k in PREFILL_TERMS})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,11 @@ Each fit keeps the terms that a dedicated measurement pins down fixed, and fits 
   request sees, not single steps, so the fit goes through a small steady-state model of the
   continuously batched server (:func:`sweep_step_time`) and matches every stage of both variants
   (plain, and prefix caching that skips the 128-token shared system prompt).
+* **Argonne** (vLLM of 2024, whole-batch latency of ``batch`` prompts of ``n`` tokens each
+  generating ``n``): the decode terms — per-step constant, per sequence, per context token — with
+  the prefill terms fixed (:func:`fit_argonne`). A batch's latency is its prefill plus ``n − 1``
+  decode steps; the prefill's per-token cost and the decode's per-sequence cost both grow as
+  ``batch·n``, so these runs cannot tell them apart and the prefill comes from elsewhere.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from simulator.perf.measurements import (
+    ArgonneRun,
     CollectiveSample,
     LinearLayerSample,
     SplitwiseRun,
     SweepStage,
 )
-from simulator.perf.model import StepTimeModel
+from simulator.perf.model import StepTimeModel, prefill_attn_pairs
 
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
@@ -399,3 +405,111 @@ def frontend_overhead(
         if not s.saturated
     ]
     return float(np.median(implied))
+
+
+# --- Argonne: whole-batch latency, input length = output length ----------------------------------
+
+PREFILL_BUDGET_TOKENS = 8192
+"""Prompt tokens per prefill step: vLLM's ``max_num_batched_tokens`` without chunked prefill is
+the model's context length (8,192 for Llama-3), whole prompts only."""
+
+
+def batch_latency(step: StepTimeModel, length: int, batch: int) -> float:
+    """``batch`` prompts of ``length`` tokens, each generating ``length`` tokens, all at once.
+
+    vLLM prefills every prompt first (whole prompts, up to :data:`PREFILL_BUDGET_TOKENS` per step;
+    the prefill produces each sequence's first token), then runs ``length − 1`` decode steps of the
+    whole batch, the contexts growing from ``length + 1`` to ``2·length − 1``::
+
+        latency = Σ prefill steps + (length − 1)·alpha(batch) + beta·batch·Σ_j (length + j)
+
+    Example, H100 TP4 Llama-3-70B, 1 prompt of 128: one 128-token prefill (~40 ms) and 127 decode
+    steps of ~19.3 ms ≈ 2.49 s (Argonne measured 2.46 s).
+    """
+    alpha, beta = step.decode_affine(batch)
+    n = length - 1
+    ctx_sum = batch * (n * length + n * (n + 1) / 2)
+    return batch_prefill_time(step, length, batch) + n * alpha + beta * ctx_sum
+
+
+def batch_prefill_time(step: StepTimeModel, length: int, batch: int) -> float:
+    """Prefill of ``batch`` prompts of ``length`` tokens submitted at once: whole prompts, at most
+    :data:`PREFILL_BUDGET_TOKENS` per step — the time to the batch's first tokens (Argonne TTFT).
+    """
+    per_step = max(1, PREFILL_BUDGET_TOKENS // length)
+    t = 0.0
+    left = batch
+    while left > 0:
+        k = min(per_step, left)
+        t += step.step_time(k * length, k * prefill_attn_pairs(length, 0), 0, 0)
+        left -= k
+    return t
+
+
+@dataclass(frozen=True, slots=True)
+class ArgonneFit:
+    step: StepTimeModel
+    mape: float
+    """Median absolute percentage error of the batch latency over the fitted runs."""
+    max_error: float
+    runs: int
+    excluded: int
+    """Runs whose ``batch·2·length`` tokens exceed the deployment's KV capacity (not fitted)."""
+
+
+def fit_argonne(
+    runs: Sequence[ArgonneRun],
+    fixed: StepTimeModel,
+    streaming_s: float,
+    capacity_tokens: int,
+) -> ArgonneFit:
+    """Fit the per-step constant, ``decode_seq`` and ``kv_token`` of ``fixed`` to batch latencies.
+
+    Kept from ``fixed``: the prefill terms (``prefill_token``, ``prefill_attn``, ``prefill_step``),
+    the roofline rate ``linear_token`` and the TP terms. The fitted constant ``t0`` of a decode
+    step (besides the TP all-reduces) is split into the linear floor — at most ``streaming_s``,
+    the time the GPU needs to stream its weights once — and ``c0``, the rest; a decode step cannot
+    tell them apart, a prefill step hides the floor under its compute. Robust (soft-L1) least
+    squares of the relative error; runs that cannot fit the KV cache are left out (vLLM would
+    preempt and recompute).
+
+    Example, H100 TP4 Llama-3-70B (20 runs): ``t0`` 14.4 ms, of which 14.0 ms streams the
+    35 GB of weights per GPU at 2.51 TB/s; 51 µs per sequence; 55 ns per context token.
+    """
+    kept = [r for r in runs if r.batch * 2 * r.length <= capacity_tokens]
+    if not kept:
+        raise ValueError("no Argonne runs fit the KV capacity")
+    y = np.array([r.latency_s for r in kept])
+
+    def with_x(x: np.ndarray) -> StepTimeModel:
+        t0, d, k = (float(v) for v in x)
+        floor = min(t0, streaming_s)
+        return replace(fixed, c0_s=t0 - floor, linear_floor_s=floor, decode_seq_s=d, kv_token_s=k)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        step = with_x(x)
+        predicted = np.array([batch_latency(step, r.length, r.batch) for r in kept])
+        return np.asarray(predicted / y - 1.0)
+
+    scale = np.array([1e-2, 1e-4, 1e-7])
+    best = None
+    for t00, d0 in ((streaming_s, 1e-4), (2 * streaming_s, 1e-3)):
+        fit = least_squares(
+            residuals,
+            np.array([t00, d0, 1e-7]),
+            bounds=(0.0, np.inf),
+            x_scale=scale,
+            loss="soft_l1",
+            f_scale=0.05,
+        )
+        if best is None or fit.cost < best.cost:
+            best = fit
+    assert best is not None
+    errors = np.abs(residuals(best.x))
+    return ArgonneFit(
+        with_x(best.x),
+        float(np.median(errors)),
+        float(errors.max()),
+        len(kept),
+        len(runs) - len(kept),
+    )

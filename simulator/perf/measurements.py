@@ -10,7 +10,9 @@ SI units, so the fitting code never sees milliseconds or file layouts:
 * Vidur (``vidur_network``): NCCL all-reduce and send/recv times vs message size;
 * inference-perf (``inference_perf_h100_llama3_8b/summary_by_stage.csv``): a real rate sweep of
   Llama-3-8B on one H100 with vLLM 0.11;
-* Argonne LLM-Inference-Bench (``argonne/All_results.csv``): whole-batch latencies across vendors.
+* Argonne LLM-Inference-Bench (``argonne/All_results.csv``): whole-batch latencies across vendors
+  (input length = output length); ``Fig_22_all_results_TTFT_ITL.csv``: the time to first token of
+  16 prompts of 1,024 tokens and the latency of the same batch generating 1,024 tokens.
 """
 
 from __future__ import annotations
@@ -210,6 +212,22 @@ def read_inference_perf(data_dir: Path) -> list[SweepStage]:
         ]
 
 
+ARGONNE_HARDWARE = {
+    "Nvidia H100 GPU": "h100",
+    "Nvidia A100 GPU": "a100",
+    "AMD MI300X GPU": "mi300x",
+}
+"""Argonne hardware names → catalog ids. Argonne's A100 is the 40 GB part of ALCF's Polaris (its
+70B runs slow down 2–4× from 16 prompts of 512 tokens on: the KV cache of 4 × 40 GB holds about
+10k tokens), not the catalog's A100-80GB; its rows are a cross-check only."""
+ARGONNE_MODELS = {
+    "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
+    "meta-llama/Meta-Llama-3-70B": "llama-3-70b",
+    "meta-llama/Llama-2-70b-hf": "llama-2-70b",
+}
+"""Argonne model names → catalog ids."""
+
+
 @dataclass(frozen=True, slots=True)
 class ArgonneRun:
     """Argonne: ``batch`` requests of ``length`` input and ``length`` output tokens at once."""
@@ -241,3 +259,57 @@ def read_argonne(data_dir: Path, frameworks: Iterable[str] = ("vLLM",)) -> list[
             for row in csv.DictReader(f)
             if row["Framework"] in wanted
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class ArgonneTtft:
+    """Argonne Fig. 21/22: ``batch`` prompts of ``prompt`` tokens at once (one GPU).
+
+    ``ttft_s`` is the time until the batch's first tokens (the run with ``Output Length`` 1: the
+    prefill of every prompt); ``end_latency_s`` the whole-batch latency of the same prompts
+    generating ``prompt`` tokens each — the ``All_results.csv`` row of that input = output
+    length and batch (the two files agree to the last digit). So ``(end_latency − ttft)/(prompt
+    − 1)`` is the mean decode step (inter-token latency) of the batch. ``None`` where Argonne
+    gives no end latency.
+    """
+
+    hardware: str
+    gpus: int
+    framework: str
+    model: str
+    prompt: int
+    batch: int
+    ttft_s: float
+    end_latency_s: float | None
+
+    @property
+    def itl_s(self) -> float | None:
+        if self.end_latency_s is None:
+            return None
+        return (self.end_latency_s - self.ttft_s) / (self.prompt - 1)
+
+
+def read_argonne_ttft(data_dir: Path, frameworks: Iterable[str] = ("vLLM",)) -> list[ArgonneTtft]:
+    """The Fig. 22 table (Fig. 21's TTFT plus the end latency); blank separator lines skipped."""
+    wanted = set(frameworks)
+    path = data_dir / "calibration" / "argonne" / "Fig_22_all_results_TTFT_ITL.csv"
+    out = []
+    with path.open() as f:
+        for raw in csv.DictReader(f):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            if not row.get("Hardware") or row["Framework"] not in wanted:
+                continue
+            end = row.get("end_latency", "")
+            out.append(
+                ArgonneTtft(
+                    hardware=row["Hardware"],
+                    gpus=int(row["Num of Hardware"]),
+                    framework=row["Framework"],
+                    model=row["Model"],
+                    prompt=int(row["Input Length"]),
+                    batch=int(row["Batch Size"]),
+                    ttft_s=float(row["TTFT Latency"]),
+                    end_latency_s=float(end) if end else None,
+                )
+            )
+    return out

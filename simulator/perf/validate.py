@@ -4,8 +4,10 @@
   and decode step over every measured row (repeats included), Llama-2-70B;
 * inference-perf: the step a request sees at each stage of the H100 / Llama-3-8B sweep, and the
   saturation check (GPU-seconds per second at 106 and 92 req/s);
-* Argonne: predicted vs measured whole-batch throughput of vLLM runs, per (hardware, model, GPUs),
-  and the MI300X / H100 ratio both ways — the cross-check of the spec-sheet derivation.
+* Argonne: the batch-latency MAPE of the Llama-3-70B profiles fitted to Argonne's vLLM runs;
+  TTFT and inter-token latency of 16 prompts of 1,024 tokens (Fig. 21/22, 8B models on one GPU);
+  predicted vs measured whole-batch throughput of vLLM runs, per (hardware, model, GPUs), and the
+  MI300X / H100 ratio both ways — the cross-check of the spec-sheet derivation.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ from statistics import median
 
 from simulator.perf.catalog import BLOCK_TOKENS, Catalog, CatalogError, ServingProfile
 from simulator.perf.fitting import (
+    batch_latency,
+    batch_prefill_time,
     mape,
     saturation_utilisation,
     stage_cached_tokens,
     sweep_step_time,
 )
 from simulator.perf.measurements import (
+    ARGONNE_HARDWARE,
+    ARGONNE_MODELS,
     HARDWARE_IDS,
     ArgonneRun,
     read_argonne,
+    read_argonne_ttft,
     read_inference_perf,
 )
 from simulator.perf.model import prefill_attn_pairs
@@ -111,37 +118,93 @@ def utilisation_checks(profile: ServingProfile) -> dict[str, float]:
     }
 
 
-ARGONNE_HARDWARE = {
-    "Nvidia H100 GPU": "h100",
-    "Nvidia A100 GPU": "a100",
-    "AMD MI300X GPU": "mi300x",
-}
-ARGONNE_MODELS = {
-    "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
-    "meta-llama/Meta-Llama-3-70B": "llama-3-70b",
-    "meta-llama/Llama-2-70b-hf": "llama-2-70b",
-}
-PREFILL_BUDGET_TOKENS = 8192
+@dataclass(frozen=True, slots=True)
+class ArgonneFitError:
+    """How one profile reproduces Argonne's whole-batch latencies of its (hardware, model, GPUs)."""
+
+    hardware: str
+    model: str
+    gpus: int
+    derived: bool
+    rows: int
+    excluded: int
+    """Runs whose ``batch·2·length`` tokens exceed the profile's KV capacity (not compared)."""
+    latency_mape: float
+    """Median absolute percentage error of the batch latency (= of the time per output token)."""
+    max_error: float
+    step_b1_measured_s: float
+    """Median over the batch-1 runs of latency / output tokens: the decode step of one sequence
+    (the prefill is under 2% of those runs)."""
+    step_b1_model_s: float
 
 
-def batch_latency_s(profile: ServingProfile, length: int, batch: int) -> float:
-    """``batch`` prompts of ``length`` tokens, each generating ``length`` tokens, all at once.
+def argonne_fit_errors(
+    catalog: Catalog, data_dir: Path, model: str = "llama-3-70b"
+) -> list[ArgonneFitError]:
+    """Per (hardware, GPUs) with vLLM runs of ``model`` and a profile: batch-latency errors.
 
-    Prefill first (whole prompts, up to 8,192 tokens per step), then ``length − 1`` decode steps
-    of the whole batch with contexts growing from ``length + 1``.
+    The model of a run is :func:`.fitting.batch_latency`: prefill in 8,192-token steps, then
+    ``length − 1`` decode steps of the whole batch.
     """
-    step = profile.step
-    per_step = max(1, PREFILL_BUDGET_TOKENS // length)
-    t = 0.0
-    left = batch
-    while left > 0:
-        k = min(per_step, left)
-        t += step.step_time(k * length, k * prefill_attn_pairs(length, 0), 0, 0)
-        left -= k
-    alpha, beta = step.decode_affine(batch)
-    n = length - 1
-    ctx_sum = batch * (n * (length + 1) + n * (n - 1) / 2)
-    return t + n * alpha + beta * ctx_sum
+    groups: dict[tuple[str, int], list[ArgonneRun]] = defaultdict(list)
+    for r in read_argonne(data_dir):
+        hw = ARGONNE_HARDWARE.get(r.hardware)
+        if hw is not None and ARGONNE_MODELS.get(r.model) == model:
+            groups[(hw, r.gpus)].append(r)
+    out = []
+    for (hw, gpus), runs in sorted(groups.items()):
+        try:
+            profile = catalog.profile(hw, model, gpus)
+        except CatalogError:
+            continue
+        kept = [r for r in runs if r.batch * 2 * r.length <= profile.kv_tokens]
+        predicted = [batch_latency(profile.step, r.length, r.batch) for r in kept]
+        errors = [abs(p / r.latency_s - 1) for p, r in zip(predicted, kept, strict=True)]
+        single = [(r, p) for r, p in zip(kept, predicted, strict=True) if r.batch == 1]
+        out.append(
+            ArgonneFitError(
+                hw,
+                model,
+                gpus,
+                profile.derived,
+                len(kept),
+                len(runs) - len(kept),
+                mape(predicted, [r.latency_s for r in kept]),
+                max(errors),
+                median(r.latency_s / r.length for r, _ in single),
+                median(p / r.length for r, p in single),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TtftCheck:
+    """Argonne Fig. 21/22: 16 prompts of 1,024 tokens on one GPU, measured vs the profile."""
+
+    hardware: str
+    model: str
+    ttft_measured_s: float
+    ttft_model_s: float
+    itl_measured_s: float | None
+    """``(end_latency − TTFT)/1,023``: the mean decode step of the batch generating 1,024 tokens."""
+    itl_model_s: float
+
+
+def argonne_ttft_checks(catalog: Catalog, data_dir: Path) -> list[TtftCheck]:
+    out = []
+    for r in read_argonne_ttft(data_dir):
+        hw, model = ARGONNE_HARDWARE.get(r.hardware), ARGONNE_MODELS.get(r.model)
+        if hw is None or model is None:
+            continue
+        try:
+            profile = catalog.profile(hw, model, r.gpus)
+        except CatalogError:
+            continue
+        prefill = batch_prefill_time(profile.step, r.prompt, r.batch)
+        decode = (batch_latency(profile.step, r.prompt, r.batch) - prefill) / (r.prompt - 1)
+        out.append(TtftCheck(hw, model, r.ttft_s, prefill, r.itl_s, decode))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +218,7 @@ class ArgonneCheck:
 
 
 def _predicted_throughput(profile: ServingProfile, run: ArgonneRun) -> float:
-    return 2 * run.length * run.batch / batch_latency_s(profile, run.length, run.batch)
+    return 2 * run.length * run.batch / batch_latency(profile.step, run.length, run.batch)
 
 
 def _matched(catalog: Catalog, runs: Sequence[ArgonneRun]) -> list[tuple[ArgonneRun, float]]:

@@ -1,0 +1,204 @@
+"""Invariants of the SLO policy's decision core, checked with Hypothesis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.decide import decide
+from policies.reasons import Reason
+from policies.types import (
+    Capacity,
+    ClusterSnapshot,
+    DemandMix,
+    LoadWindow,
+    ModelSnapshot,
+    PolicyConfig,
+    PolicyState,
+    PoolLimits,
+    PoolSnapshot,
+    SLOTarget,
+)
+
+SLO = SLOTarget(1.0, 0.05, 0.99)
+
+
+@dataclass(frozen=True)
+class FixedCapacity:
+    """Capacity that depends only on the pool (a stand-in for the predictor)."""
+
+    per_pool: dict[str, float]
+
+    def capacity(self, pool: PoolSnapshot, mix: DemandMix, slo: SLOTarget) -> Capacity:
+        return Capacity(self.per_pool[pool.name], 0.5, 0.03, "test")
+
+    def predict(
+        self, pool: PoolSnapshot, mix: DemandMix, rps_per_replica: float
+    ) -> tuple[float, float]:
+        return 0.1 + 0.1 * rps_per_replica, 0.02 + 0.005 * rps_per_replica
+
+
+def window(rps: float) -> LoadWindow:
+    return LoadWindow(60, rps, rps * 1000, rps * 200, 1000, 200, 0.0, 0.3, 2 * rps, 0, 0.4, 0.03)
+
+
+def pool(
+    name: str,
+    accel: str,
+    replicas: int,
+    rps: float | None,
+    gpus: int = 1,
+    price: float = 1.0,
+    role: str = "aggregated",
+) -> PoolSnapshot:
+    return PoolSnapshot(
+        name,
+        "m",
+        role,
+        accel,
+        gpus,
+        price,
+        replicas,
+        replicas,
+        60.0,  # type: ignore[arg-type]
+        None if rps is None else window(rps),
+    )
+
+
+def config(**kw: object) -> PolicyConfig:
+    base: dict[str, object] = {
+        "slo": {"m": SLO},
+        "limits": {"a": PoolLimits(1, 20), "b": PoolLimits(0, 10, scale_to_zero=True)},
+    }
+    base.update(kw)
+    return PolicyConfig(**base)  # type: ignore[arg-type]
+
+
+def snapshot(
+    demand: float | None,
+    cur_a: int = 3,
+    cur_b: int = 0,
+    queued: int = 0,
+    cap_a: float = 2.0,
+    cap_b: float = 1.0,
+) -> ClusterSnapshot:
+    rps = demand
+    return ClusterSnapshot(
+        pools=(
+            pool("a", "h100", cur_a, rps, gpus=4, price=4.0),
+            pool("b", "l40s", cur_b, rps, price=1.5),
+        ),
+        models=(ModelSnapshot("m", demand, queued),),
+        capacity=FixedCapacity({"a": cap_a, "b": cap_b}),
+    )
+
+
+demands = st.floats(min_value=0.0, max_value=60.0, allow_nan=False)
+currents = st.integers(min_value=0, max_value=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(demands, currents, currents, st.integers(0, 64))
+def test_replicas_stay_within_limits_and_gpu_budget(
+    d: float, a: int, b: int, inventory: int
+) -> None:
+    cfg = config(gpu_inventory={"h100": inventory, "l40s": 6})
+    decision, _, _ = decide(snapshot(d, a, b), PolicyState(), cfg, 100.0)
+    used: dict[str, int] = {}
+    for p in decision.pools:
+        lim = cfg.limits[p.pool]
+        if p.replicas < lim.min_replicas:
+            assert p.reason is Reason.GPUBudget  # only the budget may undercut the minimum
+        assert p.replicas <= lim.max_replicas
+        gpus = 4 if p.pool == "a" else 1
+        accel = "h100" if p.pool == "a" else "l40s"
+        used[accel] = used.get(accel, 0) + gpus * p.replicas
+    assert used.get("h100", 0) <= inventory
+    assert used.get("l40s", 0) <= 6
+
+
+@settings(max_examples=100, deadline=None)
+@given(demands, demands, currents)
+def test_total_capacity_is_monotone_in_demand(d1: float, d2: float, cur: int) -> None:
+    lo, hi = sorted((d1, d2))
+    cfg = config(scale_down_window_s=0.0, limits={"a": PoolLimits(0, 100), "b": PoolLimits(0, 100)})
+    caps = {"a": 2.0, "b": 1.0}
+    totals = []
+    for d in (lo, hi):
+        decision, _, _ = decide(snapshot(d, cur, 0), PolicyState(), cfg, 100.0)
+        totals.append(sum(caps[p.pool] * p.replicas for p in decision.pools))
+    assert totals[0] <= totals[1] + 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(demands, currents, currents)
+def test_single_variant_replicas_monotone_in_demand(d: float, extra: int, cur: int) -> None:
+    cfg = config(scale_down_window_s=0.0, limits={"a": PoolLimits(0, 100)})
+    snap = ClusterSnapshot(
+        pools=(pool("a", "h100", cur, d),),
+        models=(ModelSnapshot("m", d, 0),),
+        capacity=FixedCapacity({"a": 2.0}),
+    )
+    more = replace(snap, models=(ModelSnapshot("m", d + extra, 0),))
+    r1 = decide(snap, PolicyState(), cfg, 100.0)[0].replicas()["a"]
+    r2 = decide(more, PolicyState(), cfg, 100.0)[0].replicas()["a"]
+    assert r1 <= r2
+
+
+@settings(max_examples=100, deadline=None)
+@given(demands, currents, currents)
+def test_repeated_tick_is_idempotent(d: float, a: int, b: int) -> None:
+    cfg = config()
+    snap = snapshot(d, a, b)
+    state = PolicyState()
+    first, state1, _ = decide(snap, state, cfg, 10.0)
+    again, state2, _ = decide(snap, state, cfg, 10.0)
+    assert first == again  # pure: same inputs, same outputs
+    replay, state3, _ = decide(snap, state1, cfg, 10.0)
+    assert replay.replicas() == first.replicas()  # replaying the tick changes nothing
+    assert state3 == state1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(min_value=0.0, max_value=5.0), st.integers(3, 15), st.floats(1.0, 299.0))
+def test_no_scale_down_inside_the_stabilization_window(low: float, cur: int, dt: float) -> None:
+    cfg = config(scale_down_window_s=300.0)
+    state = PolicyState()
+    _, state, _ = decide(snapshot(2.0 * cur, cur), state, cfg, 0.0)  # needs `cur` replicas
+    decision, _, _ = decide(snapshot(low, cur), state, cfg, dt)
+    assert decision.replicas()["a"] >= cur
+
+
+@settings(max_examples=100, deadline=None)
+@given(currents, currents, st.integers(0, 40))
+def test_missing_data_never_scales_anything(a: int, b: int, ticks: int) -> None:
+    cfg = config(idle_before_zero_s=0.0)
+    state = PolicyState()
+    for t in range(ticks + 1):
+        decision, state, _ = decide(snapshot(None, a, b), state, cfg, 15.0 * t)
+        assert decision.replicas() == {"a": a, "b": b}
+        assert all(p.reason is Reason.HoldOnMissingData for p in decision.pools)
+
+
+def test_scale_to_zero_needs_positive_idleness_for_the_configured_time() -> None:
+    cfg = config(idle_before_zero_s=600.0)
+    state = PolicyState()
+    seen = []
+    for t in range(0, 1200, 15):
+        decision, state, _ = decide(snapshot(0.0, 1, 1), state, cfg, float(t))
+        seen.append((t, decision.replicas()["b"], decision.pools[1].reason))
+    keep = [r for t, r, _ in seen if t < 600]
+    assert all(r == 1 for r in keep)
+    assert seen[-1][1] == 0
+    assert seen[-1][2] in (Reason.ScaleToZero, Reason.Unchanged, Reason.NoDemand)
+    # pool a is not allowed to reach zero
+    assert decision.replicas()["a"] >= 1
+
+
+def test_wake_up_on_queued_requests() -> None:
+    cfg = config()
+    decision, _, _ = decide(snapshot(0.0, 1, 0, queued=3), PolicyState(), cfg, 0.0)
+    b = next(p for p in decision.pools if p.pool == "b")
+    assert b.replicas >= 1
