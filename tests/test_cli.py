@@ -187,5 +187,6 @@ def test_openmetrics_file_loads_into_a_prometheus_tsdb(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr

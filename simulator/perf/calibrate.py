@@ -506,8 +506,8 @@ def _llama3_70b(
             notes[f"argonne_fit_mape.{acc.name}.tp{tp}"] = fit.mape
             notes[f"argonne_fit_max_error.{acc.name}.tp{tp}"] = fit.max_error
             compute = (
-                f"x {prefill_ratio:.2f}, the {acc.name}/h100 prefill time Argonne measured with vLLM "
-                f"(Fig_21: TTFT of 16 prompts of 1,024 tokens, {ARGONNE_TTFT_MODEL}, 1 GPU: "
+                f"x {prefill_ratio:.2f}, the {acc.name}/h100 prefill time Argonne measured with "
+                f"vLLM (Fig_21: TTFT of 16 prompts of 1,024 tokens, {ARGONNE_TTFT_MODEL}, 1 GPU: "
                 f"{their_ttft:.3f} s / {h100_ttft:.3f} s)"
                 if prefill_ratio is not None
                 else f"x BF16 peak ratio ({h100.peak_bf16_tflops}/{acc.peak_bf16_tflops} TFLOP/s)"

@@ -154,7 +154,7 @@ def test_repeated_tick_is_idempotent(d: float, a: int, b: int) -> None:
     snap = snapshot(d, a, b)
     state = PolicyState()
     first, state1, _ = decide(snap, state, cfg, 10.0)
-    again, state2, _ = decide(snap, state, cfg, 10.0)
+    again, _, _ = decide(snap, state, cfg, 10.0)
     assert first == again  # pure: same inputs, same outputs
     replay, state3, _ = decide(snap, state1, cfg, 10.0)
     assert replay.replicas() == first.replicas()  # replaying the tick changes nothing
