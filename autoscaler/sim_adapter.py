@@ -102,6 +102,7 @@ class SimulatedController:
     source: SimulatorMetricsSource
     name: str = "slo"
     tick_interval_s: float = 15.0
+    wake_delay_s: float = 0.1  # WVA polls the gateway queue every 100 ms for scale from zero
     _startup: dict[str, dict[str, float]] = field(default_factory=dict)  # pool → pod → s
 
     def tick(self, view: ClusterView) -> ControlActions:

@@ -52,6 +52,8 @@ def _quantile(values: tuple[float, ...], q: float) -> float:
 
 def upper_forecast(state: ForecastState, horizon_s: float, tick_s: float, quantile: float) -> float:
     """Upper-``quantile`` demand expected ``horizon_s`` from now (never below zero)."""
+    if state.recent and max(state.recent) <= 0.0:
+        return 0.0  # every recent observation was zero: no demand, not a decaying remnant of it
     h = max(0.0, horizon_s / tick_s)
     mean = state.level + h * state.trend
     z = NormalDist().inv_cdf(quantile)

@@ -164,6 +164,7 @@ class Cluster:
         self._sample_hooks = list(sample_hooks)
         self.decisions: list[dict[str, object]] = []
         self._transfers = 0
+        self._wake_pending = False
         self._progress: Callable[[float, float], None] | None = None
         self._last = 0.0
         for pool in self.pools:  # initial replicas start warm
@@ -267,7 +268,10 @@ class Cluster:
         elif kind == _EV_TICK:
             assert self.controller is not None
             self._tick()
-            self._push(self.now + self.controller.tick_interval_s, _EV_TICK, None)
+            if obj is None:
+                self._push(self.now + self.controller.tick_interval_s, _EV_TICK, None)
+            else:
+                self._wake_pending = False
 
     # ------------------------------------------------------------------ pods
     def _new_pod(self, pool: Pool) -> Pod:
@@ -477,6 +481,10 @@ class Cluster:
         q = self._held.setdefault(model, deque())
         q.append(i)
         self._held_set.add(i)
+        if self.controller is not None and not self._wake_pending:
+            if all(not p.pods for p in self._by_model[model]):
+                self._wake_pending = True
+                self._push(self.now + self.controller.wake_delay_s, _EV_TICK, "wake")
         self.gateway_metrics[model].set_queue_size(self._queued(model))
         self._push(self.now + self.gw.queue_timeout_s, _EV_TIMEOUT, i)
 

@@ -84,7 +84,11 @@ class ControlActions:
 
 
 class Controller(Protocol):
+    """``tick`` runs every ``tick_interval_s``, and also ``wake_delay_s`` after a request is
+    held at the gateway for a model with no live pod (scale from zero cannot wait a tick)."""
+
     name: str
     tick_interval_s: float
+    wake_delay_s: float
 
     def tick(self, view: ClusterView) -> ControlActions: ...

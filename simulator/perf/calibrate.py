@@ -249,6 +249,7 @@ def calibrate(data_dir: Path) -> Calibration:
 
     # 4. Derived dense profiles.
     calibrated = {(e.accelerator, e.model, e.gpus) for e in entries}
+    derived_keys = {(e.accelerator, e.model, e.gpus) for e in entries if e.derived}
     for acc in accs.values():
         for model in models.values():
             if model.moe:
@@ -280,10 +281,14 @@ def calibrate(data_dir: Path) -> Calibration:
                     f" peak ratio ({basis.accelerator.peak_bf16_tflops}/{acc.peak_bf16_tflops} "
                     "TFLOP/s)"
                 )
+                name = f"{src} / {basis.model.name} / {basis.gpus} GPU profile"
+                if (src, basis.model.name, basis.gpus) in derived_keys:
+                    name += " (itself derived: see its source)"
+                else:
+                    name = "calibrated " + name
                 source = (
-                    f"derived from the calibrated {src} / {basis.model.name} / {basis.gpus} GPU "
-                    "profile: memory-bound terms x bytes per GPU, compute-bound terms x FLOPs per "
-                    f"GPU, both x {ratios}; software overhead kept"
+                    f"derived from the {name}: memory-bound terms x bytes per GPU, compute-bound "
+                    f"terms x FLOPs per GPU, both x {ratios}; software overhead kept"
                     + (
                         f"; tp terms from Vidur all_reduce.csv ({NETWORK_SYSTEMS[system]}, "
                         f"{tp} workers{'' if system == acc.name else ', H100 NVLink assumed'})"
@@ -350,7 +355,6 @@ def _basis_for(
     return bases[(hw, "llama-2-70b", _nearest_tp(tp))]
 
 
-ARGONNE_TP4_HW = "h100"
 ARGONNE_TTFT_MODEL = "llama-3-8b"
 """Argonne's TTFT table (Fig. 21) has no 70B model; Llama-3-8B is the same family."""
 
@@ -432,7 +436,7 @@ def _llama3_70b(
 
     # H100 TP4: the fit.
     tp = 4
-    rows = _argonne_rows(runs, ARGONNE_TP4_HW, l3.name, tp)
+    rows = _argonne_rows(runs, "h100", l3.name, tp)
     streaming = l3.weight_bytes / tp / hbm_eff["h100"]
     capacity = kv_capacity_blocks(h100, l3, tp) * BLOCK_TOKENS
     fit = fit_argonne(rows, prefill[("h100", tp)], streaming, capacity)
@@ -440,8 +444,10 @@ def _llama3_70b(
     notes[f"argonne_fit_max_error.h100.tp{tp}"] = fit.max_error
     source = (
         f"fit to Argonne LLM-Inference-Bench All_results.csv (vLLM, Nvidia H100 GPU x{tp}, "
-        f"Meta-Llama-3-70B): {fit.runs} whole-batch latencies (input = output length 128-2048, "
-        "batch 1-64), latency = prefill in 8,192-token steps + (length - 1) decode steps; fitted "
+        f"Meta-Llama-3-70B): {fit.runs} whole-batch latencies (input = output length "
+        f"{min(r.length for r in rows)}-{max(r.length for r in rows)}, batch "
+        f"{min(r.batch for r in rows)}-{max(r.batch for r in rows)}), latency = prefill in "
+        "8,192-token steps + (length - 1) decode steps; fitted "
         "(soft-L1 least squares of the relative error): decode step constant (linear floor = "
         f"weights per GPU / Vidur-measured {hbm_eff['h100'] / 1e12:.2f} TB/s, c0 = the rest), "
         f"decode_seq, kv_token; {prefill_source('h100', tp)}; {tp_source(h100, tp)}"
@@ -520,7 +526,8 @@ def _llama3_70b(
                 "decode step constant (linear floor = weights per GPU / the H100-measured "
                 "bandwidth x HBM ratio, c0 = the rest), decode_seq, kv_token; prefill terms "
                 f"(compute-bound: prefill_token, prefill_attn, linear_token) from the h100 / "
-                f"llama-3-70b / {basis.gpus} GPU profile x FLOPs per GPU {compute}; "
+                f"llama-3-70b / {basis.gpus} GPU profile x FLOPs per GPU {compute}, its "
+                f"prefill_step kept; "
                 f"{tp_source(acc, tp)}"
             )
             out.append(ProfileEntry(acc.name, l3.name, tp, "tp", fit.step, 0.0, False, source))

@@ -49,6 +49,7 @@ class Scripted:
     script: dict[float, ControlActions]
     name: str = "scripted"
     tick_interval_s: float = 5.0
+    wake_delay_s: float = 0.1
     seen: list[ClusterView] = field(default_factory=list)
 
     def tick(self, view: ClusterView) -> ControlActions:
