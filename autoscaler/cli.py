@@ -197,6 +197,65 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 @app.command()
+def explain(
+    scenario: Annotated[
+        str, typer.Option(help="bundled scenario name or a scenario YAML file")
+    ] = "azure-conv-h100",
+    at: Annotated[float, typer.Option(help="simulated time to explain, seconds", min=0)] = 600.0,
+    policy: Annotated[str, typer.Option(help="a policy with a control loop")] = "slo",
+    seed: Annotated[int | None, typer.Option(help="random seed (default: the scenario's)")] = None,
+    trace: Annotated[Path | None, typer.Option(help="replace the scenario's trace")] = None,
+) -> None:
+    """Explain why each pool had its size at a moment of a simulated run.
+
+    Replays the scenario up to ``--at`` and prints, per pool, the decision of the last tick at or
+    before that time: demand forecast, capacity per replica at the SLO, the recommendation, every
+    normalization stage with its reason, and the predicted p90 latency against the SLO.
+    """
+    configure("warning")
+    from simulator.runner import build_trace, run_scenario
+
+    try:
+        sc = load_scenario(scenario)
+        trace_obj = build_trace(sc, trace, seed).window(0.0, at + 1.0)
+        sc, controller = prepare_policy(policy, sc, trace_obj)
+        scorer = build_scorer(sc)
+    except (ScenarioError, TraceFormatError, ValueError) as e:
+        raise _fail(str(e)) from None
+    loop = getattr(controller, "loop", None)
+    if loop is None:
+        raise _fail(f"--policy {policy} has no control loop to explain; use slo")
+    run_scenario(sc, controller=controller, seed=seed, trace=trace_obj, scorer=scorer)
+    ticks = [(t, d) for t, d in loop.history if t <= at]
+    if not ticks:
+        raise _fail(f"no decision at or before {at:g}s")
+    t, decision = ticks[-1]
+    console = Console()
+    console.print(f"[bold]{sc.name}[/] · policy {policy} · decision of the tick at {t:g}s")
+    for d in decision.pools:
+        table = Table(title=f"pool {d.pool} ({d.role}, {d.accelerator})", show_header=False)
+        table.add_column("")
+        table.add_column("")
+        demand = "no data" if d.demand_rps is None else f"{d.demand_rps:.2f} req/s (upper forecast)"
+        table.add_row("demand", demand)
+        if d.capacity_rps is not None:
+            table.add_row("capacity per replica", f"{d.capacity_rps:.2f} req/s at the SLO "
+                          f"({d.capacity_source})")
+        table.add_row("replicas", f"{d.current} → recommended {d.raw} → {d.replicas}")
+        for stage in d.stages:
+            note = f"{stage.reason.value}: {stage.message}" if stage.message else stage.reason.value
+            table.add_row(f"  {stage.name}", f"{stage.replicas}  {note}")
+        table.add_row("reason", f"{d.reason.value} — {d.message}")
+        if d.predicted_ttft_p90_s is not None and d.predicted_tpot_p90_s is not None:
+            table.add_row(
+                "predicted p90",
+                f"TTFT {d.predicted_ttft_p90_s * 1000:.0f} ms (SLO {d.slo_ttft_s * 1000:.0f}), "
+                f"TPOT {d.predicted_tpot_p90_s * 1000:.1f} ms (SLO {d.slo_tpot_s * 1000:.0f})",
+            )
+        console.print(table)
+
+
+@app.command()
 def scenarios() -> None:
     """List the bundled scenarios with their pools and SLOs."""
     t = Table(title="bundled scenarios")
