@@ -423,8 +423,8 @@ def batch_latency(step: StepTimeModel, length: int, batch: int) -> float:
 
         latency = Σ prefill steps + (length − 1)·alpha(batch) + beta·batch·Σ_j (length + j)
 
-    Example, H100 TP4 Llama-3-70B, 1 prompt of 128: one 128-token prefill (~40 ms) and 127 decode
-    steps of ~19.3 ms ≈ 2.49 s (Argonne measured 2.46 s).
+    Example, H100 TP4 Llama-3-70B, 1 prompt of 128: one 128-token prefill (29 ms) and 127 decode
+    steps of 19.3 ms ≈ 2.48 s (Argonne measured 2.46 s).
     """
     alpha, beta = step.decode_affine(batch)
     n = length - 1
