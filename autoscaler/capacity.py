@@ -36,10 +36,11 @@ from simulator.workload import RequestSpec
 PROFILE_REQUESTS = 2000  # requests per profiled load point
 LIGHT_LOAD_RPS = 0.02  # "idle": the attainment floor no amount of replicas improves
 WARMUP_FRACTION = 0.2  # first share of them is not measured
-SAMPLE_SIZE = 2000  # lengths drawn for a profile
+SAMPLE_SIZE = 2000  # lengths drawn for a lognormal profile
+RECENT_REQUESTS = 8000  # observed requests whose lengths make up a learned profile
 SIGMA_INPUT = 0.8  # lognormal spreads used before real samples exist
 SIGMA_OUTPUT = 0.7
-MIN_SAMPLES = 200  # observed requests needed before their lengths replace the lognormal
+MIN_SAMPLES = 1000  # observed requests needed before their lengths replace the lognormal
 RESAMPLE_EVERY_S = 300.0  # how often the observed lengths are re-drawn (a new profile)
 MIN_OBSERVATIONS = 100  # finished requests a window needs before it corrects the profile
 CF_MIN, CF_MAX = 0.7, 1.5  # bounds of one window's correction ratio

@@ -39,11 +39,24 @@ def peak_rps(trace: Trace, window_s: float = PEAK_WINDOW_S) -> float:
 
 
 def trace_mix(trace: Trace) -> DemandMix:
+    """Mean prompt and output lengths, and the share of prompt tokens an unbounded prefix cache
+    would hit: leading prefix units already seen in an earlier request."""
     reqs = trace.requests
-    isl = float(np.mean([r.input_tokens for r in reqs]))
+    seen: set[tuple[int, ...]] = set()
+    hit_tokens = 0
+    for r in reqs:
+        hits = 0
+        for n in range(1, len(r.prefix_ids) + 1):
+            key = r.prefix_ids[:n]
+            if key in seen:
+                hits = n
+            else:
+                seen.add(key)
+        hit_tokens += min(r.input_tokens, hits * r.prefix_unit_tokens)
+    total_in = sum(r.input_tokens for r in reqs)
+    isl = total_in / len(reqs)
     osl = float(np.mean([r.output_tokens for r in reqs]))
-    shared = float(np.mean([r.shared_prefix_tokens for r in reqs])) / isl
-    return DemandMix(isl, osl, shared)
+    return DemandMix(isl, osl, hit_tokens / total_in)
 
 
 def static_peak(scenario: Scenario, trace: Trace) -> Prepared:

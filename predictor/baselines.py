@@ -24,7 +24,6 @@ constraints, no calibration, plus a least-squares booster for the mean.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -163,7 +162,7 @@ class BoostedQuantileBaseline:
             "learning_rate": 0.1,
             "num_leaves": 31,
             "verbosity": -1,
-            "num_threads": num_threads or (1 if len(samples) < 50_000 else (os.cpu_count() or 1)),
+            "num_threads": num_threads or 1,
             "seed": seed,
             "deterministic": True,
         }

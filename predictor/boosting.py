@@ -22,7 +22,6 @@ learning rate: it keeps rising until 90% of its rows lie below it, the 0.9 quant
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ import numpy as np
 from predictor.features import FeatureLayout, FloatArray
 from predictor.monotonicity import MonotonicityReport, ProbeGrid, check_monotone
 
-#: Below this many rows a fit runs on one thread (see :meth:`BoostingParams.threads_for`).
-SMALL_FIT_ROWS = 50_000
+#: Batches up to this many rows are predicted on one thread (see :func:`predict_rows`).
+SINGLE_THREAD_ROWS = 4_096
 
 #: Latencies are floored at this many ms before taking logs (a 0 ms TTFT is a measurement glitch).
 MIN_LATENCY_MS = 1e-3
@@ -84,14 +83,13 @@ class BoostingParams:
     seed: int = 0
 
     def threads_for(self, rows: int) -> int:
-        """``num_threads``, or when 0: one thread below 50,000 rows, else every core.
+        """``num_threads``, or one thread when it is 0 (the default).
 
-        Small fits gain nothing from threads, and LightGBM's OpenMP workers spin-wait, so on a
-        busy two-core machine a multi-threaded small fit can run a hundred times slower.
+        LightGBM's OpenMP workers spin-wait: on a shared two-core machine a two-thread fit of
+        1M rows took 31 s against 20.5 s on one thread, and small fits were up to a hundred
+        times slower. Set ``num_threads`` on a dedicated host with cores to spare.
         """
-        if self.num_threads > 0:
-            return self.num_threads
-        return 1 if rows < SMALL_FIT_ROWS else max(1, os.cpu_count() or 1)
+        return self.num_threads if self.num_threads > 0 else 1
 
     def lightgbm_params(self, layout: FeatureLayout, rows: int) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -127,7 +125,7 @@ class TargetBoosters:
         for name, booster in self.boosters.items():
 
             def predict(m: FloatArray, b: lgb.Booster = booster) -> FloatArray:
-                return np.asarray(b.predict(m), dtype=np.float64)
+                return predict_rows(b, m)
 
             report = check_monotone(predict, self.layout, self.probe)
             result = (name, report)
@@ -143,11 +141,11 @@ class TargetBoosters:
 
     def predict_log_quantile(self, matrix: FloatArray, quantile: float) -> FloatArray:
         booster = self.boosters[Objective.quantile(quantile).name]
-        return np.asarray(booster.predict(matrix), dtype=np.float64)
+        return predict_rows(booster, matrix)
 
     def predict_mean_ms(self, matrix: FloatArray) -> FloatArray:
         booster = self.boosters[Objective.mean().name]
-        return np.maximum(np.asarray(booster.predict(matrix), dtype=np.float64), 0.0)
+        return np.maximum(predict_rows(booster, matrix), 0.0)
 
     def model_strings(self) -> dict[str, str]:
         """Every booster as LightGBM's text model (what the registry writes to disk)."""
@@ -185,6 +183,19 @@ class TargetBoosters:
         return cls(
             layout=layout, quantiles=quantiles, boosters=boosters, n_train=n_train, probe=probe
         )
+
+
+def predict_rows(booster: lgb.Booster, matrix: FloatArray) -> FloatArray:
+    """``booster.predict``, single-threaded for small batches.
+
+    LightGBM otherwise opens an OpenMP parallel region for any batch; on a busy two-core host a
+    32-row call then sometimes waits a whole scheduler slice (10–20 ms) for a descheduled worker,
+    which turned a 0.2 ms prediction into a 16 ms HTTP answer. One thread costs ~20 µs per call
+    in parameter handling and never stalls.
+    """
+    if len(matrix) <= SINGLE_THREAD_ROWS:
+        return np.asarray(booster.predict(matrix, num_threads=1), dtype=np.float64)
+    return np.asarray(booster.predict(matrix), dtype=np.float64)
 
 
 def check_model_text(text: str, name: str) -> None:
