@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autoscaler.logging import configure
+from predictor.cli import predictor_app
 from autoscaler.policies import POLICIES, build_scorer, prepare_policy
 from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
@@ -33,6 +34,8 @@ app = typer.Typer(
 )
 
 err = Console(stderr=True)
+
+app.add_typer(predictor_app, name="predictor", help="Latency models: train, evaluate, serve.")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -239,8 +242,10 @@ def explain(
         demand = "no data" if d.demand_rps is None else f"{d.demand_rps:.2f} req/s (upper forecast)"
         table.add_row("demand", demand)
         if d.capacity_rps is not None:
-            table.add_row("capacity per replica", f"{d.capacity_rps:.2f} req/s at the SLO "
-                          f"({d.capacity_source})")
+            table.add_row(
+                "capacity per replica",
+                f"{d.capacity_rps:.2f} req/s at the SLO ({d.capacity_source})",
+            )
         table.add_row("replicas", f"{d.current} → recommended {d.raw} → {d.replicas}")
         for stage in d.stages:
             note = f"{stage.reason.value}: {stage.message}" if stage.message else stage.reason.value

@@ -134,6 +134,7 @@ class ServiceConfig:
     retrain: RetrainPolicy = field(default_factory=RetrainPolicy)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     buffer_per_bucket: int = 2_000
+    keep_versions: int = 10
 
 
 def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) -> FeatureColumns:
@@ -402,7 +403,10 @@ class PredictorService:
             self.retrains.labels(trigger, "not_ready").inc()
             log.warning("retrain_not_ready", trigger=trigger, rows=len(samples))
             return result
-        version = self.registry.publish(result) if self.registry is not None else None
+        version = None
+        if self.registry is not None:
+            version = self.registry.publish(result)
+            self.registry.prune(keep=self.config.keep_versions)
         self.install(result.model, version, result.metrics)
         with self.lock:
             self.coverage = CoverageTracker(

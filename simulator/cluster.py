@@ -481,10 +481,10 @@ class Cluster:
         q = self._held.setdefault(model, deque())
         q.append(i)
         self._held_set.add(i)
-        if self.controller is not None and not self._wake_pending:
-            if all(not p.pods for p in self._by_model[model]):
-                self._wake_pending = True
-                self._push(self.now + self.controller.wake_delay_s, _EV_TICK, "wake")
+        at_zero = all(not p.pods for p in self._by_model[model])
+        if self.controller is not None and not self._wake_pending and at_zero:
+            self._wake_pending = True
+            self._push(self.now + self.controller.wake_delay_s, _EV_TICK, "wake")
         self.gateway_metrics[model].set_queue_size(self._queued(model))
         self._push(self.now + self.gw.queue_timeout_s, _EV_TIMEOUT, i)
 
