@@ -249,7 +249,8 @@ class ProfileCapacityModel:
         self, pool: PoolSnapshot, mix: DemandMix, rps_per_replica: float
     ) -> tuple[float, float]:
         pp = self.pools[pool.name]
-        rps = float(f"{max(rps_per_replica, 0.01):.2g}")
+        # a grid of 10 points per decade keeps the number of distinct profiles small
+        rps = float(f"{10 ** (round(math.log10(max(rps_per_replica, 0.01)) * 10) / 10):.3g}")
         t90, p90 = profile_point(pp, self.lengths(pool.model, mix), rps).p90()
         cf_ttft, cf_tpot = self._cf(pool.name)
         return t90 * cf_ttft, p90 * cf_tpot

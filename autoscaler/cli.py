@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from autoscaler.logging import configure
-from predictor.cli import predictor_app
 from autoscaler.policies import POLICIES, build_scorer, prepare_policy
+from predictor.cli import predictor_app
 from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError

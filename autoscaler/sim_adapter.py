@@ -34,6 +34,9 @@ class SLOPolicyParams(BaseModel):
     idle_before_zero_s: float = Field(600.0, ge=0, description="idleness proof before zero, s")
     metrics_window_s: float = Field(60.0, gt=0, description="window for rates and quantiles, s")
     learn: bool = Field(True, description="correct profile capacity with observed latency")
+    learn_from_attainment: bool = Field(
+        True, description="scale capacity by observed SLO attainment against the target"
+    )
     scale_to_zero: list[str] = Field(
         default_factory=list, description="pools allowed to scale to zero (min_replicas must be 0)"
     )
@@ -81,6 +84,7 @@ def policy_config(scenario: Scenario, params: SLOPolicyParams) -> PolicyConfig:
         scale_down_window_s=params.scale_down_window_s,
         idle_before_zero_s=params.idle_before_zero_s,
         gpu_inventory=dict(scenario.inventory),
+        learn_from_attainment=params.learn_from_attainment,
     )
 
 
@@ -147,6 +151,9 @@ def slo_controller(scenario: Scenario) -> SimulatedController:
     config = policy_config(scenario, params)
     capacity = ProfileCapacityModel(pool_profiles(scenario), learn_latency=params.learn)
     loop = ControlLoop(config, capacity)
+    objectives = {m: (t.ttft_s, t.tpot_s) for m, t in config.slo.items()}
     return SimulatedController(
-        loop, SimulatorMetricsSource(params.metrics_window_s), tick_interval_s=params.tick_s
+        loop,
+        SimulatorMetricsSource(params.metrics_window_s, objectives),
+        tick_interval_s=params.tick_s,
     )

@@ -13,6 +13,7 @@ window. Example: 600 scheduled, 5 shed and the queue grew 10 → 12 over 60 s �
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,25 @@ def _quantile(h: HistogramSnapshot | None, q: float) -> float | None:
     return h.quantile(q)
 
 
+def _over(h: HistogramSnapshot | None, x: float) -> float | None:
+    """Observations above ``x``, interpolating linearly inside the bucket holding it (what
+    ``histogram_fraction`` assumes). Example: buckets ≤0.5: 90, ≤1.0: 10 (of 100), x = 0.75 →
+    5 of the 10 in (0.5, 1.0] are above → 5."""
+    if h is None:
+        return None
+    below = 0.0
+    lower = 0.0
+    for bound, count in zip((*h.bounds, math.inf), h.counts, strict=True):
+        if x >= bound:
+            below += count
+            lower = bound
+            continue
+        if math.isfinite(bound) and bound > lower:
+            below += count * (x - lower) / (bound - lower)
+        break
+    return max(0.0, h.count - below)
+
+
 def _mean(h: HistogramSnapshot | None) -> float | None:
     if h is None or h.count == 0:
         return None
@@ -70,8 +90,11 @@ class _Frame:
 class SimulatorMetricsSource:
     """Reads the simulated pods' and gateway's metrics in memory; keeps ``window_s`` of frames."""
 
-    def __init__(self, window_s: float = 60.0) -> None:
+    def __init__(
+        self, window_s: float = 60.0, objectives: Mapping[str, tuple[float, float]] | None = None
+    ) -> None:
         self.window_s = window_s
+        self.objectives = dict(objectives or {})  # model → (TTFT s, TPOT s) to count misses of
         self._frames: deque[_Frame] = deque()
 
     def observe(self, view: ClusterView) -> tuple[dict[str, LoadWindow | None], dict[str, Demand]]:
@@ -88,9 +111,8 @@ class SimulatorMetricsSource:
         loads: dict[str, LoadWindow | None] = {}
         for pool in view.pools:
             names = [p.name for p in pool.pods]
-            loads[pool.name] = self._window(
-                base, frame, names, {p.name: p.phase for p in pool.pods}
-            )
+            phases = {p.name: p.phase for p in pool.pods}
+            loads[pool.name] = self._window(base, frame, names, phases, pool.model)
         demand: dict[str, Demand] = {}
         for model, (sched, errs, queued) in gw.items():
             if base is None or model not in base.gateway or view.now <= base.t:
@@ -107,6 +129,7 @@ class SimulatorMetricsSource:
         now: _Frame,
         pods: list[str],
         phases: Mapping[str, str],
+        model: str,
     ) -> LoadWindow | None:
         if base is None or now.t <= base.t:
             return None
@@ -124,6 +147,14 @@ class SimulatorMetricsSource:
         ready = [
             d for name, d in zip(pods, diffs, strict=True) if phases[name] in ("ready", "draining")
         ]
+        ttft_hist = _merge([d.time_to_first_token for d in diffs])
+        objective = self.objectives.get(model)
+        ttft_miss = tpot_miss = None
+        if objective is not None:
+            ttft_miss = _over(ttft_hist, objective[0])
+            tpot_miss = _over(
+                _merge([d.request_time_per_output_token for d in diffs]), objective[1]
+            )
         return LoadWindow(
             window_s=dt,
             request_rps=finished / dt,
@@ -135,6 +166,9 @@ class SimulatorMetricsSource:
             kv_usage=sum(d.kv_cache_usage_perc for d in ready) / len(ready) if ready else 0.0,
             running=float(sum(d.num_requests_running for d in diffs)),
             waiting=float(sum(d.num_requests_waiting for d in diffs)),
-            ttft_p90_s=_quantile(_merge([d.time_to_first_token for d in diffs]), 0.9),
+            ttft_p90_s=_quantile(ttft_hist, 0.9),
             itl_p90_s=_quantile(_merge([d.inter_token_latency for d in diffs]), 0.9),
+            finished=finished,
+            ttft_misses=ttft_miss,
+            tpot_misses=tpot_miss,
         )

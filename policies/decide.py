@@ -17,11 +17,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from policies.budget import update_budget
 from policies.forecast import update_forecast, upper_forecast
 from policies.normalize import StageInput, normalize
 from policies.reasons import Reason
 from policies.sizing import Variant, cheapest_mix, mix_capacity, mix_cost
 from policies.types import (
+    BudgetState,
     Capacity,
     ClusterSnapshot,
     Decision,
@@ -168,6 +170,7 @@ def decide(
     forecasts = dict(state.forecasts)
     mixes = dict(state.mixes)
     choices = dict(state.variant_choice)
+    budgets = dict(state.budgets)
     weights: dict[str, dict[str, float]] = {}
     admit: dict[str, bool] = {}
     forecast_out: dict[str, float] = {}
@@ -204,6 +207,13 @@ def decide(
         mix = demand_mix(pools, mixes.get(model_name), config.default_mix)
         mixes[model_name] = mix
         caps = {p.name: snapshot.capacity.capacity(p, mix, slo) for p in pools}
+        if config.learn_from_attainment:
+            prev_budget = budgets.get(model_name, BudgetState())
+            ready_cap = sum(p.ready * caps[p.name].rps for p in pools if p.role != "decode")
+            used = ms.arrival_rps / (ready_cap * prev_budget.scale) if ready_cap > 0 else 0.0
+            budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s)
+            budgets[model_name] = budget
+            caps = {name: replace(c, rps=c.rps * budget.scale) for name, c in caps.items()}
         idle = ms.arrival_rps <= 0 and ms.queued == 0
         served_now = math.inf
         model_weights: dict[str, float] = {}
@@ -298,7 +308,11 @@ def decide(
             weights[model_name] = {k: v / total_w for k, v in model_weights.items()}
         admit[model_name] = served_now >= ms.arrival_rps
     new_state = PolicyState(
-        pools=pool_states, forecasts=forecasts, mixes=mixes, variant_choice=choices
+        pools=pool_states,
+        forecasts=forecasts,
+        mixes=mixes,
+        variant_choice=choices,
+        budgets=budgets,
     )
     return (
         Decision(pools=tuple(decisions), routing_weights=weights, admit_sheddable=admit),

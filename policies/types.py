@@ -33,6 +33,9 @@ class LoadWindow:
     waiting: float
     ttft_p90_s: float | None
     itl_p90_s: float | None
+    finished: int = 0  # requests finished in the window
+    ttft_misses: float | None = None  # of them, over the TTFT objective (from the histogram)
+    tpot_misses: float | None = None  # of them, over the TPOT objective
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ class PolicyConfig:
     gpu_inventory: Mapping[str, int] = field(default_factory=dict)  # accelerator → GPUs
     mix_hysteresis: float = 0.05  # a new variant mix must be ≥ 5 % cheaper to replace the old
     default_mix: DemandMix = DemandMix(1024.0, 256.0, 0.0)
+    learn_from_attainment: bool = True  # scale capacity by observed vs target attainment
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,17 @@ class ForecastState:
     samples: int
     last_t: float
     recent: tuple[float, ...] = ()  # recent observations (for the burst guard)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """Observed SLO attainment of a model (exponentially weighted) and the capacity scale it
+    has taught: > 1 when the profile was pessimistic, < 1 when it was optimistic."""
+
+    scale: float = 1.0
+    finished: float = 0.0
+    misses: float = 0.0
+    last_t: float = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +166,7 @@ class PolicyState:
     forecasts: Mapping[str, ForecastState] = field(default_factory=dict)
     mixes: Mapping[str, DemandMix] = field(default_factory=dict)  # last known mix per model
     variant_choice: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    budgets: Mapping[str, BudgetState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
