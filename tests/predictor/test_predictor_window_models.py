@@ -1,0 +1,191 @@
+"""Window models on synthetic windows with a known truth: fitting, monotonicity, NotReady, and
+capacity by bisection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictor.outcomes import NotReady, NotReadyReason
+from predictor.prometheus_dataset import WindowDataset
+from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
+from predictor.window_models import (
+    CapacityBound,
+    WindowCapacity,
+    WindowLatencyModel,
+    WindowModelConfig,
+    WindowSegment,
+    capacity_at_slo,
+    evaluate_window_model,
+    fit_window_model,
+)
+
+F = WindowField
+SATURATION = {"h100": 30.0, "a100": 15.0}  # req/s per pod at ISL 1000 (toy M/M/1 pods)
+
+
+def _truth(
+    acc: str, rate: np.ndarray, isl: np.ndarray, prefix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Utilisation, p90 TTFT (s) and p90 ITL (s) of a toy pod: an M/M/1 prefill queue."""
+    mu = SATURATION[acc] * 1000.0 / np.maximum(isl * (1 - 0.5 * prefix), 1.0)
+    rho = np.minimum(rate / mu, 0.98)
+    ttft = 0.03 + np.log(10.0) / (mu * (1 - rho))
+    itl = (0.008 if acc == "h100" else 0.014) * (1 + 1.5 * rho)
+    return rho, ttft, itl
+
+
+def windows(
+    n_per_acc: int, seed: int = 0, accs: tuple[str, ...] = ("h100", "a100")
+) -> WindowDataset:
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {f.value: [] for f in WINDOW_FEATURES}
+    ttft_all, itl_all, acc_all = [], [], []
+    for acc in accs:
+        n = n_per_acc
+        rate = rng.uniform(0.05, 0.95, n) * SATURATION[acc]
+        isl = rng.uniform(800, 1200, n)
+        osl = rng.uniform(150, 250, n)
+        prefix = rng.uniform(0, 0.3, n)
+        rho, ttft, itl = _truth(acc, rate, isl, prefix)
+        running = rate * (ttft + osl * itl)
+        cols = {
+            F.REQUEST_RATE: rate,
+            F.PROMPT_TOKENS_RATE: rate * isl,
+            F.GENERATION_TOKENS_RATE: rate * osl,
+            F.MEAN_INPUT_TOKENS: isl,
+            F.MEAN_OUTPUT_TOKENS: osl,
+            F.KV_CACHE_USAGE: np.minimum(running * (isl + osl / 2) / 400_000, 1.0),
+            F.NUM_REQUESTS_RUNNING: running,
+            F.NUM_REQUESTS_WAITING: rho**2 / (1 - rho),
+            F.PREFIX_CACHE_HIT_RATIO: prefix,
+        }
+        for f in WINDOW_FEATURES:
+            parts[f.value].append(cols[f])
+        ttft_all.append(ttft * rng.lognormal(0, 0.05, n))
+        itl_all.append(itl * rng.lognormal(0, 0.03, n))
+        acc_all += [acc] * n
+    n_total = len(acc_all)
+    return WindowDataset(
+        pod=tuple(f"{a}-{i % 4}" for i, a in enumerate(acc_all)),
+        accelerator=tuple(acc_all),
+        role=("aggregated",) * n_total,
+        window_end_s=np.arange(n_total) * 15.0,
+        features={k: np.concatenate(v) for k, v in parts.items()},
+        ttft_s=np.concatenate(ttft_all),
+        itl_s=np.concatenate(itl_all),
+        window_s=60.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> WindowLatencyModel:
+    return fit_window_model(windows(600, seed=1))
+
+
+def test_every_segment_is_ready_and_accurate(model: WindowLatencyModel) -> None:
+    assert model.is_ready
+    for acc in ("h100", "a100"):
+        assert isinstance(model.segment(acc), WindowSegment)
+    for acc_row in evaluate_window_model(model, windows(300, seed=2)):
+        assert acc_row.n == 300
+        assert acc_row.mape < 0.15, acc_row
+        assert 0.8 <= acc_row.coverage_q90 <= 0.98, acc_row  # calibrated on 120 windows
+
+
+def test_predicted_latency_never_falls_as_the_rate_rises(model: WindowLatencyModel) -> None:
+    for acc in ("h100", "a100"):
+        seg = model.segment(acc)
+        assert isinstance(seg, WindowSegment)
+        rates = np.linspace(0.0, seg.rate_range[1], 60)
+        for q in (0.5, 0.9):
+            points = [seg.point(float(r), 1000.0, 200.0, 0.1, q) for r in rates]
+            for name in ("ttft_s", "itl_s", "num_requests_running", "kv_cache_usage"):
+                series = np.array([getattr(p, name) for p in points])
+                assert np.all(np.diff(series) >= -1e-12), (acc, q, name)
+
+
+def test_capacity_is_found_by_bisection_near_the_true_boundary(model: WindowLatencyModel) -> None:
+    slo_ttft = 0.3
+    result = capacity_at_slo(model, 1000, 200, 0.1, slo_ttft, 1.0, accelerator="h100")
+    assert isinstance(result, WindowCapacity)
+    assert result.limited_by is CapacityBound.TTFT
+    rates = np.linspace(0.1, 29.0, 20_000)
+    _, ttft, _ = _truth("h100", rates, np.full_like(rates, 1000.0), np.full_like(rates, 0.1))
+    true_capacity = rates[ttft <= slo_ttft].max()
+    assert result.rate_rps == pytest.approx(true_capacity, rel=0.1)
+    assert result.at_capacity.ttft_s <= slo_ttft
+    tighter = capacity_at_slo(
+        model, 1000, 200, 0.1, slo_ttft, 1.0, accelerator="h100", quantile=0.9
+    )
+    assert isinstance(tighter, WindowCapacity)
+    assert tighter.rate_rps <= result.rate_rps
+
+
+def test_capacity_edges_and_refusals(model: WindowLatencyModel) -> None:
+    loose = capacity_at_slo(model, 1000, 200, 0.1, 100.0, 100.0, accelerator="a100")
+    seg = model.segment("a100")
+    assert isinstance(loose, WindowCapacity)
+    assert isinstance(seg, WindowSegment)
+    assert loose.limited_by is CapacityBound.OBSERVED_RANGE
+    assert loose.rate_rps == seg.rate_range[1]
+    impossible = capacity_at_slo(model, 1000, 200, 0.1, 0.001, 1.0, accelerator="a100")
+    assert isinstance(impossible, WindowCapacity)
+    assert impossible.rate_rps == 0.0
+    itl_bound = capacity_at_slo(model, 1000, 200, 0.1, 100.0, 0.0185, accelerator="a100")
+    assert isinstance(itl_bound, WindowCapacity)
+    assert itl_bound.limited_by is CapacityBound.ITL
+    unknown = capacity_at_slo(model, 1000, 200, 0.1, 1.0, 1.0, accelerator="l40s")
+    assert isinstance(unknown, NotReady)
+    assert unknown.reason is NotReadyReason.UNKNOWN_SEGMENT
+    bad = capacity_at_slo(model, 1000, 0, 0.1, 1.0, 1.0, accelerator="h100")
+    assert isinstance(bad, NotReady)
+    assert bad.reason is NotReadyReason.INVALID_INPUT
+    no_q = capacity_at_slo(model, 1000, 200, 0.1, 1.0, 1.0, accelerator="h100", quantile=0.99)
+    assert isinstance(no_q, NotReady)
+    assert no_q.reason is NotReadyReason.NO_MODEL
+
+
+def test_too_few_windows_or_a_constant_load_is_not_ready() -> None:
+    few = fit_window_model(windows(40, seed=3), WindowModelConfig(min_rows=100))
+    seg = few.segment("h100")
+    assert isinstance(seg, NotReady)
+    assert seg.reason is NotReadyReason.TOO_FEW_SAMPLES
+    assert not few.is_ready
+    ds = windows(200, seed=4, accs=("h100",))
+    flat = dict(ds.features)
+    flat[F.REQUEST_RATE.value] = np.full(len(ds), 5.0)
+    constant = WindowDataset(
+        pod=ds.pod,
+        accelerator=ds.accelerator,
+        role=ds.role,
+        window_end_s=ds.window_end_s,
+        features=flat,
+        ttft_s=ds.ttft_s,
+        itl_s=ds.itl_s,
+        window_s=ds.window_s,
+    )
+    seg = fit_window_model(constant).segment("h100")
+    assert isinstance(seg, NotReady)
+    assert "distinct request rates" in seg.message
+
+
+def test_a_fit_that_breaks_monotonicity_is_not_ready() -> None:
+    from predictor.boosting import BoostingParams
+
+    ds = windows(400, seed=5, accs=("h100",))
+    backwards = WindowDataset(
+        pod=ds.pod,
+        accelerator=ds.accelerator,
+        role=ds.role,
+        window_end_s=ds.window_end_s,
+        features=ds.features,
+        ttft_s=1.0 / ds.feature(F.REQUEST_RATE),  # latency falling with load
+        itl_s=ds.itl_s,
+        window_s=ds.window_s,
+    )
+    config = WindowModelConfig(boosting=BoostingParams(monotone=False, num_leaves=15))
+    seg = fit_window_model(backwards, config).segment("h100")
+    assert isinstance(seg, NotReady)
+    assert seg.reason is NotReadyReason.NOT_MONOTONE
+    assert "break monotonicity" in seg.message
