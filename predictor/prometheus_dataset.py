@@ -348,7 +348,7 @@ def assemble_rows(
     kept: list[tuple[RowKey, int, dict[str, float], str, str]] = []
     last_sample = answers.get(AuxiliarySeries.LAST_SAMPLE_S.value, {})
     for key, t_ms in sorted(candidates, key=lambda c: (c[1], c[0])):
-        _pod, acc_label, role_label = key
+        _, acc_label, role_label = key
         accelerator = acc_label or rules.default_accelerator
         if not accelerator:
             drops[DropReason.UNLABELLED] += 1

@@ -165,9 +165,17 @@ def test_repeated_tick_is_idempotent(d: float, a: int, b: int) -> None:
 @given(st.floats(min_value=0.0, max_value=5.0), st.integers(3, 15), st.floats(1.0, 299.0))
 def test_no_scale_down_inside_the_stabilization_window(low: float, cur: int, dt: float) -> None:
     cfg = config(scale_down_window_s=300.0)
-    state = PolicyState()
-    _, state, _ = decide(snapshot(2.0 * cur, cur), state, cfg, 0.0)  # needs `cur` replicas
-    decision, _, _ = decide(snapshot(low, cur), state, cfg, dt)
+
+    def one_pool(demand: float) -> ClusterSnapshot:
+        return ClusterSnapshot(
+            pools=(pool("a", "h100", cur, demand),),
+            models=(ModelSnapshot("m", demand, 0),),
+            capacity=FixedCapacity({"a": 2.0}),
+        )
+
+    first, state, _ = decide(one_pool(2.0 * cur), PolicyState(), cfg, 0.0)
+    assert first.replicas()["a"] >= cur  # the load needed at least the current size
+    decision, _, _ = decide(one_pool(low), state, cfg, dt)
     assert decision.replicas()["a"] >= cur
 
 
