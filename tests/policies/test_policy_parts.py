@@ -1,4 +1,4 @@
-"""Table-driven tests of the policy's parts: sizing, variant mix, stages, forecast, budget, scorer."""
+"""Table-driven tests of the policy parts: sizing, mix, stages, forecast, budget, scorers."""
 
 from __future__ import annotations
 
