@@ -305,5 +305,30 @@ def catalog() -> None:
     Console().print(m)
 
 
+crd_app = typer.Typer(help="The SLOPolicy CustomResourceDefinition.", no_args_is_help=True)
+app.add_typer(crd_app, name="crd", help="The SLOPolicy CustomResourceDefinition.")
+
+
+@crd_app.command("render")
+def crd_render(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="write to FILE (e.g. deploy/crd/sloscaler.dev_slopolicies.yaml); default stdout",
+        ),
+    ] = None,
+) -> None:
+    """Print the SLOPolicy CRD (apiextensions.k8s.io/v1) generated from the pydantic models."""
+    from autoscaler.crd import render_crd_yaml
+
+    text = render_crd_yaml()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomic(output, text)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -5,7 +5,8 @@ optimistic for a real workload: burstier than Poisson, routing imbalance, length
 not see. The error budget says which. Misses and finished requests are averaged with a half-life
 of ``HALF_LIFE_S``; when the observed attainment is above the target's midpoint and the pool ran
 near its estimated capacity (so the windows are informative), capacity is scaled up by
-``UP`` per tick; when below, down by ``DOWN`` — an integral controller on the SLO, asymmetric so
+``UP`` per tick (back up to the profile's own estimate it recovers whenever the budget allows, busy
+or not); when below, down by ``DOWN`` — an integral controller on the SLO, asymmetric so
 that it backs off faster than it leans in.
 
 Example: target 0.99 → the controller aims at 0.9925. 3,000 requests with 9 misses (0.997) at
@@ -78,8 +79,14 @@ def update_budget(
         aim = slo.attainment + 0.25 * (1.0 - slo.attainment)
         if attained < aim:
             scale *= 1.0 - DOWN
-        elif utilization >= BUSY:
-            scale *= 1.0 + UP
+        elif scale < 1.0 or utilization >= BUSY:
+            # back towards the profile whenever the budget allows; beyond it only from windows
+            # where the pool was busy enough to say something about capacity
+            scale = (
+                min(scale * (1.0 + UP), max(scale, 1.0))
+                if utilization < BUSY
+                else scale * (1.0 + UP)
+            )
     return BudgetState(min(MAX_SCALE, max(MIN_SCALE, scale)), f, m, now)
 
 

@@ -200,3 +200,25 @@ def test_explain_prints_every_stage_of_a_decision() -> None:
     r = runner.invoke(app, ["explain", "--policy", "static"])
     assert r.exit_code == 2
     assert "no control loop" in r.output
+
+
+def test_policy_params_schema_in_docs_matches_the_code() -> None:
+    from autoscaler.sim_adapter import SLOPolicyParams
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "policy-params.schema.json"
+    assert json.loads(path.read_text()) == SLOPolicyParams.model_json_schema()
+
+
+def test_bad_policy_params_name_the_field(tmp_path: Path) -> None:
+    import yaml
+
+    from simulator.scenario import load_scenario
+
+    data = load_scenario("azure-conv-h100").model_dump(exclude={"source"})
+    data["policy"] = {"name": "slo", "params": {"headroom": 1.5}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["simulate", "--scenario", str(path), "--duration", "30"])
+    assert r.exit_code == 2
+    assert "policy.params.headroom" in r.output
+    assert "1.5" in r.output

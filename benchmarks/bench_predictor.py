@@ -1,0 +1,671 @@
+"""Predictor accuracy (request level) and speed, against llm-d's two latency predictors.
+
+Three models, trained on the same rows and scored by the same metrics (``predictor.metrics``):
+
+* **ours** — monotone LightGBM quantile + mean models per accelerator (or pooled, whichever the
+  held-out split prefers: ``train_best_layout``), split-conformal calibrated p90;
+* **Bayesian ridge** — llm-d's linear predictor, p90 = mean + 1.28·std, one model for the pool
+  (and, as an extra row, one per accelerator);
+* **unconstrained GBM** — LightGBM's own quantile objective, no monotonicity, no calibration
+  (llm-d's XGBoost default), pooled and per accelerator.
+
+**(a) Simulator data.** One simulated vLLM pod per (accelerator, model, GPUs) — H100 Llama-3-8B,
+A100×4 Llama-3-70B, MI300X×2 Llama-3-70B — with vLLM V1 defaults (chunked prefill, prefix
+caching, 8,192 batched tokens, 256 sequences). Saturation is the completion rate with 256 requests
+always in flight; each load level from 10 % to 120 % of it is one fresh pod fed Poisson arrivals
+(log-normal ISL ≈ 1,000 / OSL ≈ 200 tokens; half the prompts open with one of 8 shared
+512-token system prompts). Every request's features are read from the engine at the moment it is
+routed (KV use, waiting, running, prompt tokens left to prefill, context tokens decoding, the
+prompt's prefix-cache hit); its TTFT (with the frontend overhead) and TPOT come from the engine.
+Train and test runs use different seeds.
+
+**(b) The measured H100 sweep** (inference-perf, Llama-3-8B, vLLM 0.11, 7 stages of 60 s, two
+engine variants). Only per-stage aggregates exist: quantiles of TTFT over the stage's requests,
+means, lengths — no per-request features. So the models are trained on simulated replays of the
+sweep (the calibrated H100 profile, the stage's rates and length distributions, the load
+generator's concurrency cap from Little's law on saturated stages) and scored against the
+*measured* distribution per stage: coverage = mean over the stage's replayed requests of
+``F_measured(p̂90_i)``, pinball = mean of ``∫ ρ_0.9(Q_measured(u) − p̂90_i) du`` (quantile
+functions interpolated through the measured percentiles), and the error of the stage's mean TTFT
+and mean TPOT. That scores each model's quantiles against real latencies, but not whether it ranks
+individual requests right (that needs per-request data the sweep does not have); it also mixes
+simulator error into model error, equally for every model.
+
+Speed: LightGBM's own predict and ours in process on 32 candidate pods (p50/p99), ``/predict/bulk``
+with 32 items over loopback HTTP against ``sloscaler predictor serve``, and a full retrain on 1M
+synthetic rows.
+
+Run: ``python benchmarks/bench_predictor.py [--json FILE] [--requests-per-level N]
+[--skip-sweep] [--skip-speed]`` (≈ 5 minutes on the 2-core development machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from predictor.baselines import BayesianRidgeBaseline, BoostedQuantileBaseline, evaluate_baseline
+from predictor.boosting import predict_rows
+from predictor.features import NUMERIC_FEATURES, FeatureColumns, Target
+from predictor.metrics import ALL, HeldOutMetrics, pinball_loss
+from predictor.models import LatencyModel, Layout
+from predictor.registry import ModelRegistry
+from predictor.samples import RequestSamples
+from predictor.synthetic import synthetic_samples
+from predictor.training import TrainingConfig, evaluate_model, train, train_best_layout
+from simulator.engine import Engine, EngineConfig, Seq, prefix_block_keys
+from simulator.metrics.vllm import VllmMetrics
+from simulator.perf.catalog import load_catalog
+from simulator.traces.lengths import LogNormalLengths
+from simulator.workload import RequestSpec
+
+SWEEP = (
+    Path(__file__).resolve().parents[2] / "shared/data/calibration/inference_perf_h100_llama3_8b"
+)
+LOADS = tuple(round(0.1 * k, 1) for k in range(1, 13))  # 10 % … 120 % of saturation
+PODS = (("h100", "llama-3-8b", 1), ("a100", "llama-3-70b", 4), ("mi300x", "llama-3-70b", 2))
+PREFIX_GROUPS, PREFIX_TOKENS, PREFIX_FRACTION = 8, 512, 0.5
+SWEEP_VARIANTS = {
+    "vllm": EngineConfig(
+        max_num_batched_tokens=2048,
+        max_num_seqs=128,
+        max_model_len=512,
+        enable_prefix_caching=False,
+        enable_chunked_prefill=False,
+    ),
+    "vllm+chunking_and_prefix_caching": EngineConfig(
+        max_num_batched_tokens=8192,
+        max_num_seqs=128,
+        max_model_len=512,
+        enable_prefix_caching=True,
+        enable_chunked_prefill=True,
+    ),
+}
+STAGE_S = 60.0
+
+
+# ---------------------------------------------------------------------- one simulated pod
+
+
+@dataclass
+class Served:
+    """Requests one pod served: features at routing time, outcomes, and the stage of each."""
+
+    features: dict[str, list[float]]
+    ttft_ms: list[float]
+    tpot_ms: list[float]
+    stage: list[int]
+    finish_s: list[float]
+
+    @classmethod
+    def empty(cls) -> Served:
+        return cls({n: [] for n in NUMERIC_FEATURES}, [], [], [], [])
+
+    def samples(self, accelerator: str) -> RequestSamples:
+        cols = FeatureColumns.from_arrays(
+            {k: np.asarray(v, dtype=np.float64) for k, v in self.features.items()},
+            accelerator=accelerator,
+        )
+        return RequestSamples.build(cols, self.ttft_ms, self.tpot_ms)
+
+
+def serve(
+    accelerator: str,
+    model: str,
+    gpus: int,
+    config: EngineConfig,
+    specs: Sequence[tuple[int, RequestSpec]],
+    *,
+    cap: Callable[[int], int | None] = lambda stage: None,
+) -> Served:
+    """Feed ``(stage, request)`` pairs (by arrival) to one fresh pod; record every request.
+
+    ``cap(stage)`` limits the requests in flight, as a load generator with a fixed number of
+    workers does: an arrival beyond it waits at the client and is sent (and timed) when a request
+    finishes.
+    """
+    profile = load_catalog().profile(accelerator, model, gpus)
+    done: list[Seq] = []
+    eng = Engine(profile.step, profile.kv_blocks, config, VllmMetrics(model), done.append)
+    out = Served.empty()
+    held: deque[tuple[int, RequestSpec]] = deque()
+    stage_of: dict[int, int] = {}
+    sent = 0
+    overhead_ms = profile.frontend_overhead_s * 1000.0
+    f = out.features
+
+    def send(stage: int, spec: RequestSpec, now: float) -> None:
+        nonlocal sent
+        eng.advance(now)
+        keys = prefix_block_keys(spec, config.block_size) if spec.prefix_ids else []
+        hit = eng.prefix_match_tokens(spec, keys) if keys else 0
+        f["kv_cache_percentage"].append(eng.kv.usage)
+        f["input_token_length"].append(spec.input_tokens)
+        f["num_request_waiting"].append(eng.num_waiting)
+        f["num_request_running"].append(len(eng.running))
+        f["prefill_tokens_in_flight"].append(eng.prefill_tokens_in_flight())
+        f["decode_tokens_in_flight"].append(
+            sum(s.prompt + s.out for s in eng.running if s.computed >= s.prompt)
+        )
+        f["prefix_cache_score"].append(hit / max(1, spec.input_tokens))
+        f["num_tokens_generated"].append(0.0)
+        stage_of[sent] = stage
+        eng.add(Seq(sent, spec, now, spec.output_tokens, keys))
+        sent += 1
+
+    def release(now: float) -> None:
+        while held:
+            limit = cap(held[0][0])
+            if limit is not None and sent - len(done) >= limit:
+                return
+            stage, spec = held.popleft()
+            send(stage, spec, now)
+
+    for stage, spec in specs:
+        while eng.next_event_time() <= spec.arrival_s:
+            eng.run_stretch()
+            release(eng.now)
+        limit = cap(stage)
+        if held or (limit is not None and sent - len(done) >= limit):
+            held.append((stage, spec))
+            release(spec.arrival_s)
+        else:
+            send(stage, spec, spec.arrival_s)
+    while eng.has_work or held:
+        if not eng.has_work:
+            release(eng.now)
+            continue
+        eng.run_stretch()
+        release(eng.now)
+    by_rid = {s.rid: s for s in done}
+    for rid in range(sent):
+        s = by_rid[rid]
+        ok = s.finish_reason == "stop" and s.first_token_t >= 0
+        out.ttft_ms.append((s.first_token_t - s.arrival) * 1000.0 + overhead_ms if ok else math.nan)
+        tpot = (s.finish_t - s.first_token_t) / (s.out - 1) * 1000.0 if ok and s.out > 1 else None
+        out.tpot_ms.append(math.nan if tpot is None else tpot)
+        out.stage.append(stage_of[rid])
+        out.finish_s.append(s.finish_t)
+    return out
+
+
+def workload(
+    rng: np.random.Generator, rate: float, n: int, *, isl: float = 1000.0, osl: float = 200.0
+) -> list[RequestSpec]:
+    """``n`` Poisson arrivals at ``rate`` with log-normal lengths and shared system prompts."""
+    times = np.cumsum(rng.exponential(1.0 / rate, n))
+    lengths = LogNormalLengths(isl, osl, max_input_tokens=6_000, max_output_tokens=1_500)
+    ins, outs = lengths.sample(rng, n)
+    shared = rng.random(n) < PREFIX_FRACTION
+    groups = rng.integers(0, PREFIX_GROUPS, n)
+    return [
+        RequestSpec(
+            float(t),
+            int(i),
+            int(o),
+            prefix_ids=(int(g),) if s else (),
+            prefix_unit_tokens=PREFIX_TOKENS if s else 0,
+        )
+        for t, i, o, s, g in zip(times, ins, outs, shared, groups, strict=True)
+    ]
+
+
+def saturation_rps(accelerator: str, model: str, gpus: int, seed: int = 0) -> float:
+    """Completions per second with ``max_num_seqs`` requests always in flight (counted between
+    the first and the last ``max_num_seqs`` completions, so start-up and drain are left out)."""
+    config = EngineConfig()
+    rng = np.random.default_rng(seed)
+    n, edge = 2_000, config.max_num_seqs
+    specs = [(0, replace(r, arrival_s=0.0)) for r in workload(rng, 1.0, n)]
+    served = serve(accelerator, model, gpus, config, specs, cap=lambda _: edge)
+    finish = np.sort(served.finish_s)
+    return (n - 2 * edge) / (finish[n - edge] - finish[edge])
+
+
+def simulated_samples(
+    pods: Sequence[tuple[str, str, int]],
+    saturation: dict[str, float],
+    per_level: int,
+    seed: int,
+) -> RequestSamples:
+    """Requests from every pod at every load level (one fresh pod per level)."""
+    parts = []
+    for k, (acc, model, gpus) in enumerate(pods):
+        for j, load in enumerate(LOADS):
+            rng = np.random.default_rng([seed, k, j])
+            specs = [(j, s) for s in workload(rng, load * saturation[acc], per_level)]
+            parts.append(serve(acc, model, gpus, EngineConfig(), specs).samples(acc))
+    return RequestSamples.concat(parts)
+
+
+# ---------------------------------------------------------------------- the three models
+
+
+@dataclass
+class Contender:
+    name: str
+    metrics: list[HeldOutMetrics]
+    fit_s: float
+
+
+def contenders(train_rows: RequestSamples, test_rows: RequestSamples) -> list[Contender]:
+    out = []
+    t0 = time.perf_counter()
+    ours, scores = train_best_layout(train_rows, TrainingConfig(), now=0.0)
+    fit = time.perf_counter() - t0
+    out.append(
+        Contender(
+            f"ours ({ours.model.config.layout.value})", evaluate_model(ours.model, test_rows), fit
+        )
+    )
+    for per_acc in (False, True):
+        suffix = ", per accelerator" if per_acc else ", one pool model"
+        t0 = time.perf_counter()
+        ridge = BayesianRidgeBaseline.fit(train_rows, per_accelerator=per_acc)
+        out.append(
+            Contender(
+                "Bayesian ridge" + suffix,
+                evaluate_baseline(ridge, test_rows),
+                time.perf_counter() - t0,
+            )
+        )
+        t0 = time.perf_counter()
+        gbm = BoostedQuantileBaseline.fit(train_rows, per_accelerator=per_acc)
+        out.append(
+            Contender(
+                "unconstrained GBM" + suffix,
+                evaluate_baseline(gbm, test_rows),
+                time.perf_counter() - t0,
+            )
+        )
+    del scores
+    return out
+
+
+def metric_rows(results: list[Contender]) -> list[dict[str, Any]]:
+    rows = []
+    for c in results:
+        for m in c.metrics:
+            rows.append({"model": c.name, **m.to_json()})
+    return rows
+
+
+def print_table(results: list[Contender], accelerators: Sequence[str]) -> None:
+    for target in Target:
+        print(f"\n{target.value.upper()} — coverage p90 / pinball p90 (ms) / MAPE of the mean")
+        head = "".join(f"{a:>26}" for a in (ALL, *accelerators))
+        print(f"{'model':<38}{head}")
+        for c in results:
+            cells = []
+            for acc in (ALL, *accelerators):
+                m = next(x for x in c.metrics if x.target is target and x.accelerator == acc)
+                cells.append(f"{m.coverage_p90:.3f}/{m.pinball_p90:9.2f}/{m.mape_mean:6.2f}")
+            print(f"{c.name:<38}" + "".join(f"{x:>26}" for x in cells))
+
+
+# ---------------------------------------------------------------------- (b) the H100 sweep
+
+
+QUANTILE_KEYS = (
+    ("min", 0.0), ("p0.1", 0.001), ("p1", 0.01), ("p5", 0.05), ("p10", 0.10), ("p25", 0.25),
+    ("median", 0.5), ("p75", 0.75), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99),
+    ("p99.9", 0.999), ("max", 1.0),
+)  # fmt: skip
+
+
+@dataclass
+class MeasuredStage:
+    stage: int
+    requested_rps: float
+    achieved_rps: float
+    throughput_rps: float
+    latency_mean_s: float
+    ttft_levels: np.ndarray  # u
+    ttft_values_s: np.ndarray  # Q(u)
+    ttft_mean_s: float
+    tpot_mean_s: float  # (latency − TTFT)/(output − 1), means: the server's decode step
+    prompt: tuple[np.ndarray, np.ndarray]
+    output: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def saturated(self) -> bool:
+        return self.achieved_rps < 0.95 * self.requested_rps
+
+
+def _grid(stats: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    levels = np.array([u for k, u in QUANTILE_KEYS])
+    values = np.maximum.accumulate(np.array([stats[k] for k, _ in QUANTILE_KEYS]))
+    return levels, values
+
+
+def read_stages(variant: str) -> list[MeasuredStage]:
+    stages = []
+    for k in range(7):
+        data = json.loads((SWEEP / variant / f"stage_{k}_lifecycle_metrics.json").read_text())
+        ok = data["successes"]
+        lat = ok["latency"]
+        levels, ttft = _grid(lat["time_to_first_token"])
+        out_mean = ok["output_len"]["mean"]
+        stages.append(
+            MeasuredStage(
+                stage=k,
+                requested_rps=data["load_summary"]["requested_rate"],
+                achieved_rps=data["load_summary"]["achieved_rate"],
+                throughput_rps=ok["throughput"]["requests_per_sec"],
+                latency_mean_s=lat["request_latency"]["mean"],
+                ttft_levels=levels,
+                ttft_values_s=ttft,
+                ttft_mean_s=lat["time_to_first_token"]["mean"],
+                tpot_mean_s=(lat["request_latency"]["mean"] - lat["time_to_first_token"]["mean"])
+                / (out_mean - 1.0),
+                prompt=_grid(ok["prompt_len"]),
+                output=_grid(ok["output_len"]),
+            )
+        )
+    return stages
+
+
+def sweep_requests(
+    stages: list[MeasuredStage], seed: int, prefix: bool
+) -> list[tuple[int, RequestSpec]]:
+    """The sweep's arrivals: Poisson at each stage's requested rate for 60 s, lengths drawn from
+    the stage's measured length percentiles, a 128-token system prompt shared by 8 groups."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    t0 = 0.0
+    for st in stages:
+        n = rng.poisson(st.requested_rps * STAGE_S)
+        times = np.sort(rng.uniform(t0, t0 + STAGE_S, n))
+        ins = np.interp(rng.random(n), *st.prompt).round().astype(int)
+        outs = np.maximum(np.interp(rng.random(n), *st.output).round().astype(int), 1)
+        groups = rng.integers(0, 8, n)
+        for t, i, o, g in zip(times, ins, outs, groups, strict=True):
+            spec = RequestSpec(float(t), int(i), int(o), prefix_ids=(int(g),) if prefix else (),
+                               prefix_unit_tokens=128 if prefix else 0)  # fmt: skip
+            specs.append((st.stage, spec))
+        t0 += STAGE_S
+    return specs
+
+
+def replay(stages: list[MeasuredStage], variant: str, seed: int) -> Served:
+    """One simulated H100 through the sweep; saturated stages run with the load generator's
+    concurrency (throughput × mean latency, Little's law on the measured stage)."""
+    caps = {
+        st.stage: round(st.throughput_rps * st.latency_mean_s) if st.saturated else None
+        for st in stages
+    }
+    prefix = SWEEP_VARIANTS[variant].enable_prefix_caching
+    return serve(
+        "h100",
+        "llama-3-8b",
+        1,
+        SWEEP_VARIANTS[variant],
+        sweep_requests(stages, seed, prefix),
+        cap=lambda stage: caps[stage],
+    )
+
+
+def _cdf(levels: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The measured CDF at ``x`` (inverse of the piecewise-linear quantile function)."""
+    return np.interp(x, values, levels, left=0.0, right=1.0)
+
+
+def stage_scores(
+    st: MeasuredStage, p90_ms: np.ndarray, mean_ms: np.ndarray, tpot_mean_ms: np.ndarray
+) -> dict[str, float]:
+    """Stage-level coverage, pinball (ms) and mean errors of one model (module doc)."""
+    ok = np.isfinite(p90_ms)
+    q = p90_ms[ok] / 1000.0
+    u = np.linspace(0.0005, 0.9995, 1000)
+    measured = np.interp(u, st.ttft_levels, st.ttft_values_s)
+    loss = np.array([pinball_loss(measured, np.full_like(measured, x), 0.9) for x in q])
+    return {
+        "coverage": float(np.mean(_cdf(st.ttft_levels, st.ttft_values_s, q))),
+        "pinball_ms": float(loss.mean() * 1000.0),
+        "ttft_mean_error": float(np.nanmean(mean_ms) / 1000.0 / st.ttft_mean_s - 1.0),
+        "tpot_mean_error": float(np.nanmean(tpot_mean_ms) / 1000.0 / st.tpot_mean_s - 1.0),
+        "predicted_p90_median_ms": float(np.median(p90_ms[ok])),
+        "measured_p90_ms": float(np.interp(0.9, st.ttft_levels, st.ttft_values_s) * 1000.0),
+    }
+
+
+def sweep_benchmark(train_seeds: Sequence[int], test_seed: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for variant in SWEEP_VARIANTS:
+        stages = read_stages(variant)
+        train_rows = RequestSamples.concat(
+            [replay(stages, variant, s).samples("h100") for s in train_seeds]
+        )
+        test = replay(stages, variant, test_seed)
+        rows = test.samples("h100")
+        ours = train(train_rows, TrainingConfig(), now=0.0).model
+        models: dict[str, LatencyModel | BayesianRidgeBaseline | BoostedQuantileBaseline] = {
+            "ours": ours,
+            "Bayesian ridge": BayesianRidgeBaseline.fit(train_rows),
+            "unconstrained GBM": BoostedQuantileBaseline.fit(train_rows),
+        }
+        stage_of = np.asarray(test.stage)
+        per_model: dict[str, Any] = {}
+        for name, fitted in models.items():
+            p90, mean = p90_and_mean(fitted, rows, Target.TTFT)
+            _, tpot_mean = p90_and_mean(fitted, rows, Target.TPOT)
+            per_stage = [
+                {
+                    "stage": st.stage,
+                    **stage_scores(
+                        st,
+                        p90[stage_of == st.stage],
+                        mean[stage_of == st.stage],
+                        tpot_mean[stage_of == st.stage],
+                    ),
+                }
+                for st in stages
+            ]
+            per_model[name] = {
+                "stages": per_stage,
+                "coverage_mean": float(np.mean([s["coverage"] for s in per_stage])),
+                "pinball_ms_mean": float(np.mean([s["pinball_ms"] for s in per_stage])),
+                "ttft_mean_mape": float(np.mean([abs(s["ttft_mean_error"]) for s in per_stage])),
+                "tpot_mean_mape": float(np.mean([abs(s["tpot_mean_error"]) for s in per_stage])),
+            }
+        results[variant] = {"train_rows": len(train_rows), "test_rows": len(rows), **per_model}
+    return results
+
+
+def p90_and_mean(
+    model: LatencyModel | BayesianRidgeBaseline | BoostedQuantileBaseline,
+    rows: RequestSamples,
+    target: Target,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's predicted p90 and mean (ms), calibrated for ours, as-is for the baselines."""
+    if not isinstance(model, LatencyModel):
+        return model.predict(rows.features, target)
+    qs = model.config.quantiles
+    log_q, _ = model.predict_log_quantiles(rows.features, target)
+    return np.exp(log_q[:, qs.index(0.9)]), model.predict_mean_ms(rows.features, target)
+
+
+# ---------------------------------------------------------------------- speed
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    a = np.asarray(samples_s) * 1000.0
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+
+
+def _candidates(rows: RequestSamples, start: int) -> dict[str, list[float]]:
+    return {n: rows.features.values[n][start : start + 32].tolist() for n in NUMERIC_FEATURES}
+
+
+def in_process_speed(
+    model: LatencyModel, rows: RequestSamples, calls: int = 3_000
+) -> dict[str, Any]:
+    accelerator = rows.features.accelerator[0]
+    seg = next(k for k in model.segments if model.segment_ready(k) is None)
+    boosters = model.segments[seg][Target.TTFT]
+    matrix = boosters.layout.matrix(rows.features.take(np.arange(32)))  # type: ignore[union-attr]
+    booster = boosters.boosters["p90"]  # type: ignore[union-attr]
+    raw, ours = [], []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        predict_rows(booster, matrix)
+        raw.append(time.perf_counter() - t0)
+        batch = _candidates(rows, (i * 32) % (len(rows) - 32))
+        t0 = time.perf_counter()
+        cols = FeatureColumns.from_arrays(batch, accelerator=accelerator)
+        model.predict_serving(cols)
+        ours.append(time.perf_counter() - t0)
+    return {"lightgbm_predict_32": _percentiles(raw), "ours_predict_serving_32": _percentiles(ours)}
+
+
+def http_speed(result: Any, rows: RequestSamples, calls: int = 2_000) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = ModelRegistry(Path(tmp) / "models")
+        registry.publish(result)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-c", "from autoscaler.cli import app; app()", "predictor",
+               "serve", "--model", str(registry.root), "--port", str(port), "--no-train"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=url, timeout=5.0) as client:
+                for _ in range(300):
+                    try:
+                        if client.get("/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+                else:
+                    raise RuntimeError("predictor service did not become ready")
+                accelerator = rows.features.accelerator[0]
+                times = []
+                for i in range(calls + 100):
+                    batch = _candidates(rows, (i * 32) % (len(rows) - 32))
+                    items = [
+                        {**{k: v[j] for k, v in batch.items()}, "accelerator": accelerator}
+                        for j in range(32)
+                    ]
+                    t0 = time.perf_counter()
+                    answer = client.post("/predict/bulk", json={"requests": items})
+                    elapsed = time.perf_counter() - t0
+                    if answer.status_code != 200 or answer.json()["failed_predictions"]:
+                        raise RuntimeError(f"/predict/bulk failed: {answer.text[:300]}")
+                    if i >= 100:  # warm-up
+                        times.append(elapsed)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return {"http_predict_bulk_32": _percentiles(times)}
+
+
+def retrain_speed(rows: int = 1_000_000) -> dict[str, Any]:
+    data = synthetic_samples(rows, seed=1)
+    t0 = time.perf_counter()
+    result = train(data, TrainingConfig(), now=0.0)
+    elapsed = time.perf_counter() - t0
+    layout = result.model.config.layout
+    return {
+        "retrain_rows": rows,
+        "retrain_s": round(elapsed, 1),
+        "layout": layout.value if isinstance(layout, Layout) else str(layout),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+    }
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--json", help="also write every number to this file")
+    ap.add_argument("--requests-per-level", type=int, default=2_000, help="training requests")
+    ap.add_argument("--skip-sweep", action="store_true", help="leave out (b), the H100 sweep")
+    ap.add_argument("--skip-speed", action="store_true", help="leave out the speed figures")
+    args = ap.parse_args()
+    out: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        }
+    }
+    started = time.perf_counter()
+
+    t0 = time.perf_counter()
+    saturation = {acc: saturation_rps(acc, model, gpus) for acc, model, gpus in PODS}
+    train_rows = simulated_samples(PODS, saturation, args.requests_per_level, seed=1)
+    test_rows = simulated_samples(PODS, saturation, max(args.requests_per_level // 2, 200), seed=2)
+    sim_s = time.perf_counter() - t0
+    print(f"(a) simulator: saturation {json.dumps({k: round(v, 2) for k, v in saturation.items()})}"
+          f" req/s; {len(train_rows)} training and {len(test_rows)} test requests in {sim_s:.0f} s")  # fmt: skip
+    results = contenders(train_rows, test_rows)
+    accs = [a for a, _, _ in PODS]
+    print_table(results, accs)
+    out["simulator"] = {
+        "pods": [{"accelerator": a, "model": m, "gpus": g} for a, m, g in PODS],
+        "saturation_rps": saturation,
+        "loads": LOADS,
+        "train_rows": len(train_rows),
+        "test_rows": len(test_rows),
+        "fit_seconds": {c.name: round(c.fit_s, 2) for c in results},
+        "metrics": metric_rows(results),
+    }
+
+    if not args.skip_sweep:
+        t0 = time.perf_counter()
+        sweep = sweep_benchmark(train_seeds=(11, 12, 13), test_seed=21)
+        print(
+            f"\n(b) H100 sweep, scored against the measured stages ({time.perf_counter() - t0:.0f} s)"
+        )
+        for variant, res in sweep.items():
+            print(
+                f"  {variant}: {res['train_rows']} training / {res['test_rows']} replayed requests"
+            )
+            for name in ("ours", "Bayesian ridge", "unconstrained GBM"):
+                r = res[name]
+                print(
+                    f"    {name:<20} TTFT coverage {r['coverage_mean']:.3f}  pinball "
+                    f"{r['pinball_ms_mean']:8.2f} ms  |mean TTFT error| {r['ttft_mean_mape']:.2f}"
+                    f"  |mean TPOT error| {r['tpot_mean_mape']:.2f}"
+                )
+                cells = " ".join(f"{s['coverage']:.2f}/{s['pinball_ms']:.0f}" for s in r["stages"])
+                print(f"      per stage coverage/pinball: {cells}")
+        out["sweep"] = sweep
+
+    if not args.skip_speed:
+        t0 = time.perf_counter()
+        result, _ = train_best_layout(train_rows, TrainingConfig(), now=0.0)
+        speed = in_process_speed(result.model, test_rows)
+        speed.update(http_speed(result, test_rows))
+        speed.update(retrain_speed())
+        print(f"\nspeed ({time.perf_counter() - t0:.0f} s): {json.dumps(speed)}")
+        out["speed"] = speed
+
+    out["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print(f"\ntotal {out['wall_seconds']} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
