@@ -61,15 +61,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from predictor.baselines import BayesianRidgeBaseline, BoostedQuantileBaseline, evaluate_baseline
+from predictor.baselines import BayesianRidgeBaseline, BoostedQuantileBaseline
 from predictor.boosting import predict_rows
 from predictor.features import NUMERIC_FEATURES, FeatureColumns, Target
-from predictor.metrics import ALL, HeldOutMetrics, pinball_loss
+from predictor.metrics import ALL, HeldOutMetrics, evaluate_arrays, pinball_loss
 from predictor.models import LatencyModel, Layout
 from predictor.registry import ModelRegistry
 from predictor.samples import RequestSamples
 from predictor.synthetic import synthetic_samples
-from predictor.training import TrainingConfig, evaluate_model, train, train_best_layout
+from predictor.training import TrainingConfig, train, train_best_layout
 from simulator.engine import Engine, EngineConfig, Seq, prefix_block_keys
 from simulator.metrics.vllm import VllmMetrics
 from simulator.perf.catalog import load_catalog
@@ -244,80 +244,94 @@ def simulated_samples(
     saturation: dict[str, float],
     per_level: int,
     seed: int,
-) -> RequestSamples:
-    """Requests from every pod at every load level (one fresh pod per level)."""
-    parts = []
+) -> tuple[RequestSamples, np.ndarray]:
+    """Requests from every pod at every load level (one fresh pod per level), and the load
+    (fraction of saturation) each was sent at."""
+    parts, loads = [], []
     for k, (acc, model, gpus) in enumerate(pods):
         for j, load in enumerate(LOADS):
             rng = np.random.default_rng([seed, k, j])
             specs = [(j, s) for s in workload(rng, load * saturation[acc], per_level)]
-            parts.append(serve(acc, model, gpus, EngineConfig(), specs).samples(acc))
-    return RequestSamples.concat(parts)
+            served = serve(acc, model, gpus, EngineConfig(), specs)
+            parts.append(served.samples(acc))
+            loads.append(np.full(len(served.stage), load))
+    return RequestSamples.concat(parts), np.concatenate(loads)
 
 
 # ---------------------------------------------------------------------- the three models
+
+Fitted = LatencyModel | BayesianRidgeBaseline | BoostedQuantileBaseline
+#: Load regimes reported separately: below saturation, and the overload where queues grow.
+REGIMES = {"all loads": (0.0, 9.0), "10-100 %": (0.0, 1.0), "110-120 %": (1.05, 9.0)}
+
+
+def p90_and_mean(
+    model: Fitted, rows: RequestSamples, target: Target
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's predicted p90 and mean (ms): calibrated for ours, as-is for the baselines."""
+    if not isinstance(model, LatencyModel):
+        return model.predict(rows.features, target)
+    qs = model.config.quantiles
+    log_q, _ = model.predict_log_quantiles(rows.features, target)
+    return np.exp(log_q[:, qs.index(0.9)]), model.predict_mean_ms(rows.features, target)
 
 
 @dataclass
 class Contender:
     name: str
-    metrics: list[HeldOutMetrics]
+    model: Fitted
     fit_s: float
 
 
-def contenders(train_rows: RequestSamples, test_rows: RequestSamples) -> list[Contender]:
-    out = []
+def contenders(train_rows: RequestSamples) -> list[Contender]:
+    """Ours (layout chosen on held-out data) and both baselines, pooled and per accelerator."""
     t0 = time.perf_counter()
-    ours, scores = train_best_layout(train_rows, TrainingConfig(), now=0.0)
-    fit = time.perf_counter() - t0
-    out.append(
-        Contender(
-            f"ours ({ours.model.config.layout.value})", evaluate_model(ours.model, test_rows), fit
-        )
-    )
+    ours, _ = train_best_layout(train_rows, TrainingConfig(), now=0.0)
+    out = [Contender(f"ours ({ours.model.config.layout.value})", ours.model, 0.0)]
+    out[0].fit_s = time.perf_counter() - t0
     for per_acc in (False, True):
         suffix = ", per accelerator" if per_acc else ", one pool model"
         t0 = time.perf_counter()
         ridge = BayesianRidgeBaseline.fit(train_rows, per_accelerator=per_acc)
-        out.append(
-            Contender(
-                "Bayesian ridge" + suffix,
-                evaluate_baseline(ridge, test_rows),
-                time.perf_counter() - t0,
-            )
-        )
+        out.append(Contender("Bayesian ridge" + suffix, ridge, time.perf_counter() - t0))
         t0 = time.perf_counter()
         gbm = BoostedQuantileBaseline.fit(train_rows, per_accelerator=per_acc)
-        out.append(
-            Contender(
-                "unconstrained GBM" + suffix,
-                evaluate_baseline(gbm, test_rows),
-                time.perf_counter() - t0,
-            )
-        )
-    del scores
+        out.append(Contender("unconstrained GBM" + suffix, gbm, time.perf_counter() - t0))
     return out
 
 
-def metric_rows(results: list[Contender]) -> list[dict[str, Any]]:
-    rows = []
-    for c in results:
-        for m in c.metrics:
-            rows.append({"model": c.name, **m.to_json()})
-    return rows
+def score(
+    fitted: list[Contender], rows: RequestSamples, loads: np.ndarray
+) -> dict[str, dict[str, list[HeldOutMetrics]]]:
+    """Metrics per regime, model, target and accelerator."""
+    out: dict[str, dict[str, list[HeldOutMetrics]]] = {r: {} for r in REGIMES}
+    accs = np.asarray(rows.features.accelerator, dtype=object)
+    for c in fitted:
+        predictions = {t: p90_and_mean(c.model, rows, t) for t in Target}
+        for regime, (lo, hi) in REGIMES.items():
+            keep = (loads > lo - 1e-9) & (loads < hi + 1e-9)
+            metrics: list[HeldOutMetrics] = []
+            for t, (p90, mean) in predictions.items():
+                metrics += evaluate_arrays(
+                    t, tuple(accs[keep]), rows.actual(t)[keep], p90[keep], mean[keep]
+                )
+            out[regime][c.name] = metrics
+    return out
 
 
-def print_table(results: list[Contender], accelerators: Sequence[str]) -> None:
-    for target in Target:
-        print(f"\n{target.value.upper()} — coverage p90 / pinball p90 (ms) / MAPE of the mean")
-        head = "".join(f"{a:>26}" for a in (ALL, *accelerators))
-        print(f"{'model':<38}{head}")
-        for c in results:
-            cells = []
-            for acc in (ALL, *accelerators):
-                m = next(x for x in c.metrics if x.target is target and x.accelerator == acc)
-                cells.append(f"{m.coverage_p90:.3f}/{m.pinball_p90:9.2f}/{m.mape_mean:6.2f}")
-            print(f"{c.name:<38}" + "".join(f"{x:>26}" for x in cells))
+def print_tables(scores: dict[str, dict[str, list[HeldOutMetrics]]], accs: Sequence[str]) -> None:
+    for regime, by_model in scores.items():
+        for target in Target:
+            print(
+                f"\n{regime}, {target.value.upper()}: coverage p90 / pinball p90 (ms) / MAPE mean"
+            )
+            print(f"{'model':<38}" + "".join(f"{a:>26}" for a in (ALL, *accs)))
+            for name, metrics in by_model.items():
+                cells = []
+                for acc in (ALL, *accs):
+                    m = next(x for x in metrics if x.target is target and x.accelerator == acc)
+                    cells.append(f"{m.coverage_p90:.3f}/{m.pinball_p90:9.2f}/{m.mape_mean:6.2f}")
+                print(f"{name:<38}" + "".join(f"{x:>26}" for x in cells))
 
 
 # ---------------------------------------------------------------------- (b) the H100 sweep
@@ -446,6 +460,40 @@ def stage_scores(
     }
 
 
+def stage_coverage(st: MeasuredStage, p90_ms: np.ndarray) -> float:
+    q = p90_ms[np.isfinite(p90_ms)] / 1000.0
+    return float(np.mean(_cdf(st.ttft_levels, st.ttft_values_s, q)))
+
+
+def leave_one_stage_out(
+    stages: list[MeasuredStage], p90_by_stage: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Each stage's p90s times the factor ``e^δ`` that gives 90 % mean coverage on the *other*
+    measured stages (δ by bisection; coverage grows with δ). What a deployment gets once the
+    gateway posts real samples: one per-accelerator offset learned from measured latencies."""
+    out = []
+    for k in range(len(stages)):
+        others = [(st, np.maximum(p, 1e-3)) for j, (st, p) in enumerate(zip(stages, p90_by_stage,
+                  strict=True)) if j != k]  # fmt: skip
+        lo, hi = -5.0, 5.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            cov = np.mean([stage_coverage(st, p * math.exp(mid)) for st, p in others])
+            lo, hi = (mid, hi) if cov < 0.9 else (lo, mid)
+        out.append(np.maximum(p90_by_stage[k], 1e-3) * math.exp(hi))
+    return out
+
+
+def _summary(per_stage: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "stages": per_stage,
+        "coverage_mean": float(np.mean([s["coverage"] for s in per_stage])),
+        "pinball_ms_mean": float(np.mean([s["pinball_ms"] for s in per_stage])),
+        "ttft_mean_mape": float(np.mean([abs(s["ttft_mean_error"]) for s in per_stage])),
+        "tpot_mean_mape": float(np.mean([abs(s["tpot_mean_error"]) for s in per_stage])),
+    }
+
+
 def sweep_benchmark(train_seeds: Sequence[int], test_seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for variant in SWEEP_VARIANTS:
@@ -456,7 +504,7 @@ def sweep_benchmark(train_seeds: Sequence[int], test_seed: int) -> dict[str, Any
         test = replay(stages, variant, test_seed)
         rows = test.samples("h100")
         ours = train(train_rows, TrainingConfig(), now=0.0).model
-        models: dict[str, LatencyModel | BayesianRidgeBaseline | BoostedQuantileBaseline] = {
+        models: dict[str, Fitted] = {
             "ours": ours,
             "Bayesian ridge": BayesianRidgeBaseline.fit(train_rows),
             "unconstrained GBM": BoostedQuantileBaseline.fit(train_rows),
@@ -466,40 +514,18 @@ def sweep_benchmark(train_seeds: Sequence[int], test_seed: int) -> dict[str, Any
         for name, fitted in models.items():
             p90, mean = p90_and_mean(fitted, rows, Target.TTFT)
             _, tpot_mean = p90_and_mean(fitted, rows, Target.TPOT)
-            per_stage = [
-                {
-                    "stage": st.stage,
-                    **stage_scores(
-                        st,
-                        p90[stage_of == st.stage],
-                        mean[stage_of == st.stage],
-                        tpot_mean[stage_of == st.stage],
-                    ),
-                }
-                for st in stages
-            ]
-            per_model[name] = {
-                "stages": per_stage,
-                "coverage_mean": float(np.mean([s["coverage"] for s in per_stage])),
-                "pinball_ms_mean": float(np.mean([s["pinball_ms"] for s in per_stage])),
-                "ttft_mean_mape": float(np.mean([abs(s["ttft_mean_error"]) for s in per_stage])),
-                "tpot_mean_mape": float(np.mean([abs(s["tpot_mean_error"]) for s in per_stage])),
-            }
+            masks = [stage_of == st.stage for st in stages]
+            p90s = [p90[m] for m in masks]
+            for label, quantiles in (("", p90s), (", offset from other stages", None)):
+                if quantiles is None:
+                    quantiles = leave_one_stage_out(stages, p90s)
+                per_stage = [
+                    {"stage": st.stage, **stage_scores(st, q, mean[m], tpot_mean[m])}
+                    for st, q, m in zip(stages, quantiles, masks, strict=True)
+                ]
+                per_model[name + label] = _summary(per_stage)
         results[variant] = {"train_rows": len(train_rows), "test_rows": len(rows), **per_model}
     return results
-
-
-def p90_and_mean(
-    model: LatencyModel | BayesianRidgeBaseline | BoostedQuantileBaseline,
-    rows: RequestSamples,
-    target: Target,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's predicted p90 and mean (ms), calibrated for ours, as-is for the baselines."""
-    if not isinstance(model, LatencyModel):
-        return model.predict(rows.features, target)
-    qs = model.config.quantiles
-    log_q, _ = model.predict_log_quantiles(rows.features, target)
-    return np.exp(log_q[:, qs.index(0.9)]), model.predict_mean_ms(rows.features, target)
 
 
 # ---------------------------------------------------------------------- speed
@@ -542,8 +568,9 @@ def http_speed(result: Any, rows: RequestSamples, calls: int = 2_000) -> dict[st
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cmd = [sys.executable, "-c", "from autoscaler.cli import app; app()", "predictor",
-               "serve", "--model", str(registry.root), "--port", str(port), "--no-train"]  # fmt: skip
+        serve_cli = ["predictor", "serve", "--model", str(registry.root), "--port", str(port)]
+        cmd = [sys.executable, "-c", "from autoscaler.cli import app; app()", *serve_cli]
+        cmd.append("--no-train")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -613,36 +640,44 @@ def main() -> None:
 
     t0 = time.perf_counter()
     saturation = {acc: saturation_rps(acc, model, gpus) for acc, model, gpus in PODS}
-    train_rows = simulated_samples(PODS, saturation, args.requests_per_level, seed=1)
-    test_rows = simulated_samples(PODS, saturation, max(args.requests_per_level // 2, 200), seed=2)
+    n = args.requests_per_level
+    train_rows, _ = simulated_samples(PODS, saturation, n, seed=1)
+    test_rows, test_loads = simulated_samples(PODS, saturation, n, seed=2)
     sim_s = time.perf_counter() - t0
-    print(f"(a) simulator: saturation {json.dumps({k: round(v, 2) for k, v in saturation.items()})}"
-          f" req/s; {len(train_rows)} training and {len(test_rows)} test requests in {sim_s:.0f} s")  # fmt: skip
-    results = contenders(train_rows, test_rows)
+    rounded = {k: round(v, 2) for k, v in saturation.items()}
+    print(
+        f"(a) simulator: saturation {json.dumps(rounded)} req/s; {len(train_rows)} training and "
+        f"{len(test_rows)} test requests simulated in {sim_s:.0f} s"
+    )
+    fitted = contenders(train_rows)
+    scores = score(fitted, test_rows, test_loads)
     accs = [a for a, _, _ in PODS]
-    print_table(results, accs)
+    print_tables(scores, accs)
     out["simulator"] = {
         "pods": [{"accelerator": a, "model": m, "gpus": g} for a, m, g in PODS],
         "saturation_rps": saturation,
         "loads": LOADS,
         "train_rows": len(train_rows),
         "test_rows": len(test_rows),
-        "fit_seconds": {c.name: round(c.fit_s, 2) for c in results},
-        "metrics": metric_rows(results),
+        "fit_seconds": {c.name: round(c.fit_s, 2) for c in fitted},
+        "metrics": {
+            regime: {name: [m.to_json() for m in ms] for name, ms in by_model.items()}
+            for regime, by_model in scores.items()
+        },
     }
 
     if not args.skip_sweep:
         t0 = time.perf_counter()
         sweep = sweep_benchmark(train_seeds=(11, 12, 13), test_seed=21)
-        print(
-            f"\n(b) H100 sweep, scored against the measured stages ({time.perf_counter() - t0:.0f} s)"
-        )
+        took = time.perf_counter() - t0
+        print(f"\n(b) H100 sweep, scored against the measured stages ({took:.0f} s)")
         for variant, res in sweep.items():
             print(
                 f"  {variant}: {res['train_rows']} training / {res['test_rows']} replayed requests"
             )
-            for name in ("ours", "Bayesian ridge", "unconstrained GBM"):
-                r = res[name]
+            for name, r in res.items():
+                if not isinstance(r, dict):
+                    continue
                 print(
                     f"    {name:<20} TTFT coverage {r['coverage_mean']:.3f}  pinball "
                     f"{r['pinball_ms_mean']:8.2f} ms  |mean TTFT error| {r['ttft_mean_mape']:.2f}"

@@ -2,15 +2,18 @@
 
 The capacity model (profile, learned lengths, latency corrections) can still be pessimistic or
 optimistic for a real workload: burstier than Poisson, routing imbalance, lengths the profile did
-not see. The error budget says which. Misses and finished requests are averaged with a half-life
-of ``HALF_LIFE_S``; when the observed attainment is above the target's midpoint and the pool ran
-near its estimated capacity (so the windows are informative), capacity is scaled up by
-``UP`` per tick (back up to the profile's own estimate it recovers whenever the budget allows, busy
-or not); when below, down by ``DOWN`` — an integral controller on the SLO, asymmetric so
-that it backs off faster than it leans in.
+not see. The error budget says which, and scales capacity — an asymmetric integral controller on
+the SLO, aiming at the target's midpoint (0.9925 for a 0.99 target):
 
-Example: target 0.99 → the controller aims at 0.9925. 3,000 requests with 9 misses (0.997) at
-60 % of estimated capacity → scale × 1.01 this tick; 12 misses in 1,000 (0.988) → scale × 0.95.
+* back off by ``DOWN`` when the attainment averaged with a half-life of ``HALF_LIFE_S`` is below
+  the aim *and* the current window misses it too (so it does not wind up on old misses once the
+  trouble is over);
+* lean in by ``UP`` when the averaged attainment meets the aim
+  and the pool ran busy enough for its windows to say something about capacity; below the
+  profile's own estimate (scale < 1) it recovers whenever the budget allows, busy or not.
+
+Example: 3,000 requests with 9 misses (0.997) at 60 % of estimated capacity → scale × 1.01 this
+tick; a window with 12 misses in 1,000 (0.988) → scale × 0.95.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ HALF_LIFE_S = 600.0
 UP = 0.01
 DOWN = 0.05
 MIN_SCALE, MAX_SCALE = 0.5, 2.0
-MIN_FINISHED = 200.0  # weighted requests needed before the budget teaches anything
+MIN_FINISHED = 200.0  # weighted requests needed before the budget leans in
+MIN_WINDOW = 50  # requests a single window needs before it can make the budget back off
 BUSY = 0.5  # leaning in only from windows where load reached this share of capacity
 
 
@@ -74,19 +78,15 @@ def update_budget(
     f = prev.finished * decay + finished * share
     m = prev.misses * decay + misses * share
     scale = prev.scale
-    if f >= MIN_FINISHED:
-        attained = 1.0 - m / f
-        aim = slo.attainment + 0.25 * (1.0 - slo.attainment)
-        if attained < aim:
-            scale *= 1.0 - DOWN
-        elif scale < 1.0 or utilization >= BUSY:
-            # back towards the profile whenever the budget allows; beyond it only from windows
-            # where the pool was busy enough to say something about capacity
-            scale = (
-                min(scale * (1.0 + UP), max(scale, 1.0))
-                if utilization < BUSY
-                else scale * (1.0 + UP)
-            )
+    aim = slo.attainment + 0.25 * (1.0 - slo.attainment)
+    spending_now = finished >= MIN_WINDOW and 1.0 - misses / finished < aim
+    if f >= MIN_FINISHED and 1.0 - m / f < aim and spending_now:
+        scale *= 1.0 - DOWN  # behind on the budget and still spending it: back off
+    elif f >= MIN_FINISHED and 1.0 - m / f >= aim:
+        if utilization >= BUSY:
+            scale *= 1.0 + UP
+        elif scale < 1.0:
+            scale = min(1.0, scale * (1.0 + UP))  # back towards the profile, busy or not
     return BudgetState(min(MAX_SCALE, max(MIN_SCALE, scale)), f, m, now)
 
 
