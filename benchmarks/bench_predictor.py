@@ -334,6 +334,33 @@ def print_tables(scores: dict[str, dict[str, list[HeldOutMetrics]]], accs: Seque
                 print(f"{name:<38}" + "".join(f"{x:>26}" for x in cells))
 
 
+def verdicts(scores: dict[str, dict[str, list[HeldOutMetrics]]]) -> list[dict[str, Any]]:
+    """Ours against the issue's targets, per regime and target (all accelerators pooled):
+    coverage in 0.88–0.92, pinball ≥ 20 % below Bayesian ridge, ≤ the unconstrained GBM."""
+    out = []
+    for regime, by_model in scores.items():
+        ours_name = next(n for n in by_model if n.startswith("ours"))
+
+        def headline(name: str, target: Target, models: dict[str, list[HeldOutMetrics]]) -> Any:
+            return next(m for m in models[name] if m.target is target and m.accelerator == ALL)
+
+        for target in Target:
+            ours = headline(ours_name, target, by_model)
+            row: dict[str, Any] = {
+                "regime": regime,
+                "target": target.value,
+                "coverage": round(ours.coverage_p90, 3),
+                "coverage_in_band": 0.88 <= ours.coverage_p90 <= 0.92,
+            }
+            for name in by_model:
+                if name == ours_name:
+                    continue
+                other = headline(name, target, by_model).pinball_p90
+                row[f"pinball vs {name}"] = f"{(ours.pinball_p90 / other - 1.0) * 100:+.0f} %"
+            out.append(row)
+    return out
+
+
 # ---------------------------------------------------------------------- (b) the H100 sweep
 
 
@@ -516,9 +543,8 @@ def sweep_benchmark(train_seeds: Sequence[int], test_seed: int) -> dict[str, Any
             _, tpot_mean = p90_and_mean(fitted, rows, Target.TPOT)
             masks = [stage_of == st.stage for st in stages]
             p90s = [p90[m] for m in masks]
-            for label, quantiles in (("", p90s), (", offset from other stages", None)):
-                if quantiles is None:
-                    quantiles = leave_one_stage_out(stages, p90s)
+            shifted = leave_one_stage_out(stages, p90s)
+            for label, quantiles in (("", p90s), (", offset from other stages", shifted)):
                 per_stage = [
                     {"stage": st.stage, **stage_scores(st, q, mean[m], tpot_mean[m])}
                     for st, q, m in zip(stages, quantiles, masks, strict=True)
@@ -628,6 +654,9 @@ def main() -> None:
     ap.add_argument("--requests-per-level", type=int, default=2_000, help="training requests")
     ap.add_argument("--skip-sweep", action="store_true", help="leave out (b), the H100 sweep")
     ap.add_argument("--skip-speed", action="store_true", help="leave out the speed figures")
+    ap.add_argument(
+        "--only-speed", action="store_true", help="only the speed figures (on the (a) model)"
+    )
     args = ap.parse_args()
     out: dict[str, Any] = {
         "machine": {
@@ -649,10 +678,16 @@ def main() -> None:
         f"(a) simulator: saturation {json.dumps(rounded)} req/s; {len(train_rows)} training and "
         f"{len(test_rows)} test requests simulated in {sim_s:.0f} s"
     )
-    fitted = contenders(train_rows)
-    scores = score(fitted, test_rows, test_loads)
+    if args.only_speed:
+        args.skip_sweep = True
+    fitted = [] if args.only_speed else contenders(train_rows)
+    scores = score(fitted, test_rows, test_loads) if fitted else {}
     accs = [a for a, _, _ in PODS]
     print_tables(scores, accs)
+    checks = verdicts(scores)
+    print("\ntargets (ours; pinball change relative to each baseline, negative = ours lower):")
+    for row in checks:
+        print("  " + json.dumps(row))
     out["simulator"] = {
         "pods": [{"accelerator": a, "model": m, "gpus": g} for a, m, g in PODS],
         "saturation_rps": saturation,
@@ -660,6 +695,7 @@ def main() -> None:
         "train_rows": len(train_rows),
         "test_rows": len(test_rows),
         "fit_seconds": {c.name: round(c.fit_s, 2) for c in fitted},
+        "targets": checks,
         "metrics": {
             regime: {name: [m.to_json() for m in ms] for name, ms in by_model.items()}
             for regime, by_model in scores.items()
@@ -693,6 +729,7 @@ def main() -> None:
         speed = in_process_speed(result.model, test_rows)
         speed.update(http_speed(result, test_rows))
         speed.update(retrain_speed())
+        speed["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(f"\nspeed ({time.perf_counter() - t0:.0f} s): {json.dumps(speed)}")
         out["speed"] = speed
 

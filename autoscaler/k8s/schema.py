@@ -35,7 +35,7 @@ class FieldError:
     message: str
 
 
-class SchemaMissing(LookupError):
+class SchemaMissingError(LookupError):
     """No schema is known for this apiVersion/kind."""
 
 
@@ -59,14 +59,14 @@ def _file_name(api_version: str, kind: str) -> str:
 
 @lru_cache(maxsize=256)
 def builtin_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
-    """A cached validator for a built-in kind (raises :class:`SchemaMissing`)."""
+    """A cached validator for a built-in kind (raises :class:`SchemaMissingError`)."""
     path = _schema_dir().joinpath(_file_name(api_version, kind))
     try:
         schema = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SchemaMissing(f"no schema for {kind} in {api_version}") from None
+        raise SchemaMissingError(f"no schema for {kind} in {api_version}") from None
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, registry=_registry())  # type: ignore[call-arg]
+    return cls(schema, registry=_registry())
 
 
 def _path(error: jsonschema.ValidationError) -> str:
