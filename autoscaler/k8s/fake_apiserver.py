@@ -1132,6 +1132,11 @@ class FakeApiServer:
                     "major": "1",
                     "minor": "37",
                     "gitVersion": "v1.37.0-fake",
+                    "gitCommit": "0000000000000000000000000000000000000000",
+                    "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "go1.25.0",
+                    "compiler": "gc",
                     "platform": "linux/amd64",
                 }
             )
