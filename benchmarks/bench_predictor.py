@@ -36,7 +36,8 @@ with 32 items over loopback HTTP against ``sloscaler predictor serve``, and a fu
 synthetic rows.
 
 Run: ``python benchmarks/bench_predictor.py [--json FILE] [--requests-per-level N]
-[--skip-sweep] [--skip-speed]`` (≈ 5 minutes on the 2-core development machine).
+[--skip-sweep] [--skip-speed] [--only-speed]`` (≈ 1.5 minutes on the 2-core development
+machine).
 """
 
 from __future__ import annotations

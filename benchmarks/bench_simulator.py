@@ -13,72 +13,71 @@ import json
 import platform
 import time
 
-from simulator.runner import run_scenario
+from autoscaler.logging import configure
+from autoscaler.policies import build_scorer, prepare_policy
+from simulator.runner import build_trace, run_scenario
 from simulator.scenario import Scenario, load_scenario
 
 
-def default_scenario() -> dict[str, object]:
-    sc = load_scenario("azure-conv-h100")
+def measure(case: str, target: str, sc: Scenario, policy: str = "static") -> dict[str, object]:
+    """Replay ``sc`` under ``policy`` and report simulated vs wall time."""
+    trace = build_trace(sc)
+    sc, controller = prepare_policy(policy, sc, trace)
     t0 = time.perf_counter()
-    result = run_scenario(sc)
+    result = run_scenario(sc, controller=controller, trace=trace, scorer=build_scorer(sc))
     wall = time.perf_counter() - t0
     s = result.summary
     return {
-        "case": "azure-conv-h100 (static), 1 h trace",
+        "case": case,
         "requests": s["requests"],
         "sim_seconds": s["sim_seconds"],
         "wall_seconds": round(wall, 2),
         "speedup": round(s["sim_seconds"] / wall, 1),
-        "target": ">= 200x",
-    }
-
-
-def sixteen_pods() -> dict[str, object]:
-    sc = Scenario.model_validate(
-        {
-            "name": "bench-16-pods",
-            "trace": {
-                "generate": {
-                    "kind": "poisson",
-                    "rate_rps": 50,
-                    "duration_s": 3600,
-                    "lengths": {"mean_input_tokens": 1024, "mean_output_tokens": 256},
-                }
-            },
-            "slo": {"ttft_ms": 1000, "tpot_ms": 50},
-            "pools": [
-                {
-                    "name": "llama8b-h100",
-                    "model": "llama-3-8b",
-                    "accelerator": "h100",
-                    "gpus": 1,
-                    "replicas": 16,
-                    "max_replicas": 16,
-                }
-            ],
-            "gateway": {"scorer": "least-load"},
-        }
-    )
-    t0 = time.perf_counter()
-    result = run_scenario(sc)
-    wall = time.perf_counter() - t0
-    s = result.summary
-    return {
-        "case": "16 pods, Poisson 50 req/s, 1 simulated hour",
-        "requests": s["requests"],
-        "sim_seconds": s["sim_seconds"],
-        "wall_seconds": round(wall, 2),
-        "speedup": round(s["sim_seconds"] / wall, 1),
-        "target": "<= 60 s wall",
+        "target": target,
         "slo_attainment": s["slo_attainment"],
     }
+
+
+SIXTEEN_PODS = {
+    "name": "bench-16-pods",
+    "trace": {
+        "generate": {
+            "kind": "poisson",
+            "rate_rps": 50,
+            "duration_s": 3600,
+            "lengths": {"mean_input_tokens": 1024, "mean_output_tokens": 256},
+        }
+    },
+    "slo": {"ttft_ms": 1000, "tpot_ms": 50},
+    "pools": [
+        {
+            "name": "llama8b-h100",
+            "model": "llama-3-8b",
+            "accelerator": "h100",
+            "gpus": 1,
+            "replicas": 16,
+            "max_replicas": 16,
+        }
+    ],
+    "gateway": {"scorer": "least-load"},
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    rows = [default_scenario(), sixteen_pods()]
+    configure("warning")
+    conv = load_scenario("azure-conv-h100")
+    rows = [
+        measure("azure-conv-h100, fixed replicas, 1 h trace", ">= 200x", conv),
+        measure(
+            "16 pods, Poisson 50 req/s, 1 simulated hour",
+            "<= 60 s wall",
+            Scenario.model_validate(SIXTEEN_PODS),
+        ),
+        measure("azure-conv-h100, closed loop (slo), 1 h trace", "(reported)", conv, "slo"),
+    ]
     meta = {"python": platform.python_version(), "machine": platform.machine()}
     for row in rows:
         print(json.dumps(row))

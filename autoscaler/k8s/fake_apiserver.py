@@ -40,19 +40,20 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from autoscaler.clock import Clock, WallClock
 from autoscaler.k8s.patch import PatchError, json_patch, merge_patch
+from autoscaler.k8s.pods import pod_ready
 from autoscaler.k8s.schema import CustomSchema, FieldError, validate_builtin
 from autoscaler.k8s.selectors import (
     SelectorError,
     parse_selector,
     selector_from_label_selector,
 )
+from autoscaler.k8s.timestamps import rfc3339
 
 Obj = dict[str, Any]
 WATCH_LOG = 20_000  # watch events kept for resuming; older resourceVersions get 410 Gone
@@ -137,13 +138,6 @@ BUILTINS = (
         short_names=("crd",),
     ),
 )
-
-
-def rfc3339(t: float, micro: bool = False) -> str:
-    dt = datetime.fromtimestamp(t, UTC)
-    if micro:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -294,6 +288,15 @@ class FakeStore:
             errors = rt.schema.validate(obj)
         else:
             errors = validate_builtin(obj)
+        if rt.scale is not None:  # what the Go validation adds to the OpenAPI schema
+            replicas = _get_path(obj, rt.scale.spec_replicas)
+            if isinstance(replicas, int) and replicas < 0:
+                errors.append(
+                    FieldError(
+                        rt.scale.spec_replicas.strip("."),
+                        f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    )
+                )
         if errors:
             raise self._invalid(rt, name, errors)
         return obj
@@ -803,13 +806,6 @@ def _apply_patch(current: Obj, patch: Any, content_type: str) -> Any:
     except PatchError as e:
         raise ApiError(422, "Invalid", f"the patch cannot be applied: {e}") from None
     raise ApiError(415, "UnsupportedMediaType", f"the media type {ctype!r} is not supported")
-
-
-def pod_ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
 
 
 def make_pod(name: str, ns: str, labels: dict[str, str], ready: bool) -> Obj:

@@ -1,0 +1,280 @@
+"""The external metrics API for HPA: ``external.metrics.k8s.io/v1beta1`` over HTTPS.
+
+Why: an HPA with an ``External`` metric and ``target: {type: AverageValue, averageValue: "1"}``
+sets ``desired = ceil(value / 1)`` — so serving ``sloscaler_desired_replicas`` makes the HPA
+follow the controller exactly (WVA's usage), while HPA keeps doing what it is good at (the scale
+write, its own rate limits, being the one writer of ``spec.replicas``). The controller publishes
+each ``hpa``-mode pool's decision on a :class:`DesiredReplicasBoard`; this server answers from it.
+
+The API, as the kube-apiserver's aggregation layer calls it (registered by an ``APIService``):
+
+* ``GET /apis/external.metrics.k8s.io/v1beta1`` → ``APIResourceList`` (discovery);
+* ``GET /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=…`` →
+  ``ExternalMetricValueList`` with one item per matching pool, ``value`` a Kubernetes quantity;
+* an unknown metric → 404 with a ``Status`` body; a decision older than ``stale_after_s`` or none
+  at all → an empty list, on which HPA holds its current size — never a made-up value.
+
+Authentication is an aggregated API server's front-proxy scheme: the kube-apiserver connects
+with a client certificate signed by the request-header CA (``--requestheader-client-ca-file``)
+whose CN is one of the allowed names, and passes the user in ``X-Remote-User``. A connection
+without such a certificate, with a CN not allowed, or without ``X-Remote-User`` is refused with
+401/403 before any data is read. (TokenReview/SubjectAccessReview delegation is not implemented;
+authorization of the remote user is left to the kube-apiserver's RBAC on the APIService path.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from autoscaler.clock import Clock
+from autoscaler.k8s.selectors import SelectorError, parse_selector
+from autoscaler.k8s.timestamps import rfc3339
+
+GROUP = "external.metrics.k8s.io"
+VERSION = "v1beta1"
+PREFIX = f"/apis/{GROUP}/{VERSION}"
+METRIC = "sloscaler_desired_replicas"
+DEFAULT_ALLOWED_NAMES = ("front-proxy-client", "aggregator")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    labels: Mapping[str, str]  # policy, pool, accelerator, role
+    replicas: int
+    t: float  # when the decision was made (clock seconds)
+
+
+class DesiredReplicasBoard:
+    """The latest desired replicas per (namespace, policy, pool), written by the controller and
+    read by the API server threads."""
+
+    def __init__(self, clock: Clock, stale_after_s: float = 120.0) -> None:
+        self.clock = clock
+        self.stale_after_s = stale_after_s
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str, str], Published] = {}
+
+    def publish(
+        self, namespace: str, policy: str, pool: str, replicas: int, t: float, **labels: str
+    ) -> None:
+        with self._lock:
+            self._values[(namespace, policy, pool)] = Published(
+                {"policy": policy, "pool": pool, **labels}, replicas, t
+            )
+
+    def withdraw(self, namespace: str, policy: str, pool: str | None = None) -> None:
+        """Stop serving a pool (or all of a policy's pools): HPA then holds."""
+        with self._lock:
+            for key in list(self._values):
+                if key[:2] == (namespace, policy) and (pool is None or key[2] == pool):
+                    del self._values[key]
+
+    def get(self, namespace: str, policy: str, pool: str) -> Published | None:
+        with self._lock:
+            return self._values.get((namespace, policy, pool))
+
+    def select(self, namespace: str, selector: str | None) -> list[Published]:
+        """Fresh values in ``namespace`` whose labels match ``selector``."""
+        sel = parse_selector(selector)
+        now = self.clock.now()
+        with self._lock:
+            values = [(k, v) for k, v in self._values.items() if k[0] == namespace]
+        return [
+            v
+            for _k, v in sorted(values, key=lambda kv: kv[0])
+            if now - v.t <= self.stale_after_s and sel.matches(v.labels)
+        ]
+
+
+def quantity(value: float) -> str:
+    """A Kubernetes quantity string: integers as such, fractions in milli-units (``1500m``)."""
+    if math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return f"{round(value * 1000)}m"
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def resource_list() -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{GROUP}/{VERSION}",
+        "resources": [
+            {
+                "name": METRIC,
+                "singularName": "",
+                "namespaced": True,
+                "kind": "ExternalMetricValueList",
+                "verbs": ["get"],
+            }
+        ],
+    }
+
+
+def value_list(values: list[Published], window_s: int) -> dict[str, Any]:
+    return {
+        "kind": "ExternalMetricValueList",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "metadata": {},
+        "items": [
+            {
+                "metricName": METRIC,
+                "metricLabels": dict(v.labels),
+                "timestamp": rfc3339(v.t),
+                "window": window_s,
+                "value": quantity(v.replicas),
+            }
+            for v in values
+        ],
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authenticate(self) -> tuple[int, str] | None:
+        """None when the request comes from the front proxy with a user; else (code, why)."""
+        cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+        if not cert:
+            return 401, "Unauthorized: no client certificate"
+        names = {
+            value
+            for rdn in cert.get("subject", ())
+            for key, value in rdn
+            if key == "commonName"
+        }
+        allowed = self.server.allowed_names
+        if allowed and not names & set(allowed):
+            return 403, f"Forbidden: client certificate CN {sorted(names)} is not allowed"
+        if not self.headers.get("X-Remote-User"):
+            return 401, "Unauthorized: no X-Remote-User from the front proxy"
+        return None
+
+    def do_GET(self) -> None:
+        refused = self._authenticate()
+        if refused is not None:
+            code, message = refused
+            reason = "Unauthorized" if code == 401 else "Forbidden"
+            self._send(code, _status(code, reason, message))
+            return
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        prefix = [p for p in PREFIX.split("/") if p]
+        if parts == prefix:
+            self._send(200, resource_list())
+            return
+        if len(parts) == len(prefix) + 3 and parts[: len(prefix)] == prefix and (
+            parts[len(prefix)] == "namespaces"
+        ):
+            namespace, metric = parts[len(prefix) + 1], parts[len(prefix) + 2]
+            if metric != METRIC:
+                self._send(
+                    404,
+                    _status(404, "NotFound", f'the server could not find the metric "{metric}"'),
+                )
+                return
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            try:
+                values = self.server.board.select(namespace, query.get("labelSelector"))
+            except SelectorError as e:
+                self._send(400, _status(400, "BadRequest", f"labelSelector: {e}"))
+                return
+            self._send(200, value_list(values, self.server.window_s))
+            return
+        self._send(404, _status(404, "NotFound", f"the server could not find {url.path}"))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    board: DesiredReplicasBoard
+    allowed_names: tuple[str, ...]
+    window_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    cert: Path  # serving certificate (PEM)
+    key: Path
+    client_ca: Path  # request-header (front-proxy) CA
+
+
+def tls_context(files: TLSFiles) -> ssl.SSLContext:
+    """Server TLS: our certificate; client certificates optional at the TLS layer (so a
+    refusal is an HTTP 401 with a Status body) but verified against the front-proxy CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(files.cert), str(files.key))
+    ctx.load_verify_locations(cafile=str(files.client_ca))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+class ExternalMetricsServer:
+    """The HTTPS server; ``start`` serves from a background thread."""
+
+    def __init__(
+        self,
+        board: DesiredReplicasBoard,
+        tls: TLSFiles,
+        host: str = "0.0.0.0",
+        port: int = 6443,
+        allowed_names: tuple[str, ...] = DEFAULT_ALLOWED_NAMES,
+        window_s: int = 60,
+    ) -> None:
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.board = board
+        self._httpd.allowed_names = allowed_names
+        self._httpd.window_s = window_s
+        ctx = tls_context(tls)
+        self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> ExternalMetricsServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
