@@ -171,10 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not cert:
             return 401, "Unauthorized: no client certificate"
         names = {
-            value
-            for rdn in cert.get("subject", ())
-            for key, value in rdn
-            if key == "commonName"
+            value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"
         }
         allowed = self.server.allowed_names
         if allowed and not names & set(allowed):
@@ -196,8 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts == prefix:
             self._send(200, resource_list())
             return
-        if len(parts) == len(prefix) + 3 and parts[: len(prefix)] == prefix and (
-            parts[len(prefix)] == "namespaces"
+        if (
+            len(parts) == len(prefix) + 3
+            and parts[: len(prefix)] == prefix
+            and (parts[len(prefix)] == "namespaces")
         ):
             namespace, metric = parts[len(prefix) + 1], parts[len(prefix) + 2]
             if metric != METRIC:

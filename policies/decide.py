@@ -266,7 +266,6 @@ def decide(
                 pool_states[p.name] = PoolState(
                     history=_remember(prev, now, raw, config),
                     idle_since=idle_since,
-                    last_change_t=now if replicas != p.replicas else prev.last_change_t,
                 )
                 cap = caps[p.name]
                 share = (

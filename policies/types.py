@@ -157,7 +157,6 @@ class BudgetState:
 class PoolState:
     history: tuple[tuple[float, int], ...] = ()  # (t, recommendation) within the windows
     idle_since: float | None = None
-    last_change_t: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,4 +214,3 @@ class Diagnostics:
     forecast_rps: Mapping[str, float]  # model → upper-quantile demand over the horizon
     observed_rps: Mapping[str, float | None]
     mix: Mapping[str, DemandMix]
-    notes: tuple[str, ...] = ()

@@ -15,7 +15,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -110,7 +110,6 @@ class SimulationOutput:
     end_s: float
     sample_interval_s: float
     controller: str
-    decisions: list[dict[str, object]] = field(default_factory=list)
 
 
 SampleHook = Callable[[float, "Cluster"], None]
@@ -162,7 +161,6 @@ class Cluster:
         self._prefix_keys: dict[int, list[int]] = {}
         self._features: dict[int, dict[str, float]] = {}
         self._sample_hooks = list(sample_hooks)
-        self.decisions: list[dict[str, object]] = []
         self._transfers = 0
         self._wake_pending = False
         self._progress: Callable[[float, float], None] | None = None
@@ -229,7 +227,6 @@ class Cluster:
             end_s=end,
             sample_interval_s=self.sample_interval_s,
             controller=self.controller.name if self.controller else "static",
-            decisions=self.decisions,
         )
 
     def _idle(self) -> bool:

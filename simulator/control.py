@@ -10,7 +10,7 @@ sheddable requests are admitted). The controller's simulator adapter implements 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from simulator.metrics import GatewayMetrics, VllmMetrics
@@ -80,7 +80,6 @@ class ControlActions:
     replicas: Mapping[str, int] | None = None
     routing_weights: Mapping[str, Mapping[str, float]] | None = None  # model → pool → weight
     admit_sheddable: Mapping[str, bool] | None = None  # model → admit priority<0 requests
-    notes: Mapping[str, str] = field(default_factory=dict)
 
 
 class Controller(Protocol):

@@ -162,7 +162,6 @@ class Engine:
         self.waiting: deque[Seq] = deque()
         self._prio: list[tuple[int, float, int, Seq]] = []  # heap for priority scheduling
         self._stretch: tuple[float, int] | None = None  # cached (end time, steps) of decode stretch
-        self.busy_s = 0.0
         self.steps = 0
 
     # ------------------------------------------------------------------ queries
@@ -487,7 +486,6 @@ class Engine:
         dt = self.step.step_time(p_tokens, p_attn, d_seqs, d_ctx)
         end = self.now + dt
         self.now = end
-        self.busy_s += dt
         self.steps += 1
         gen = 0
         completed_prompts = 0
@@ -542,7 +540,6 @@ class Engine:
             if s.out >= s.target_out:
                 finished.append(s)
         self.now = end
-        self.busy_s += span
         self.steps += k
         for s in finished:
             self._finish(s, end)

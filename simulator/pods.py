@@ -126,9 +126,6 @@ class Pool:
     def ready_pods(self) -> list[Pod]:
         return [p for p in self.pods if p.phase == Phase.READY]
 
-    def count(self, phase: Phase) -> int:
-        return sum(1 for p in self.pods if p.phase == phase)
-
     @property
     def replicas(self) -> int:
         """Replicas that count against desired: everything not draining or gone."""

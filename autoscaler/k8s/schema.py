@@ -19,9 +19,9 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
-import importlib_resources
 import jsonschema
 import referencing
 from kubernetes_validate.utils import latest_version
@@ -41,7 +41,7 @@ class SchemaMissingError(LookupError):
 
 def _schema_dir() -> Any:
     version = latest_version()
-    root = importlib_resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
+    root = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
     return root.joinpath(f"v{version}-local-strict")
 
 

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from autoscaler.sources import Demand
-from policies.types import Capacity, CapacityModel, DemandMix, LoadWindow, PoolSnapshot, Role, SLOTarget
+from policies.types import (
+    Capacity,
+    CapacityModel,
+    DemandMix,
+    LoadWindow,
+    PoolSnapshot,
+    Role,
+    SLOTarget,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,9 @@ class InMemoryMetricsSource:
     def set_load(self, namespace: str, policy: str, pool: str, load: LoadWindow | None) -> None:
         self.loads[(namespace, policy, pool)] = load
 
-    def set_demand(self, namespace: str, policy: str, arrival_rps: float | None, queued: int = 0) -> None:
+    def set_demand(
+        self, namespace: str, policy: str, arrival_rps: float | None, queued: int = 0
+    ) -> None:
         self.demand[(namespace, policy)] = Demand(arrival_rps, queued)
 
     def observe(

@@ -115,7 +115,7 @@ def saturation_targets(
         ready = analysis.ready[v.name]
         stable = v.desired in (0, v.current)
         targets[v.name] = ready if stable and ready == v.current else v.current
-        if v.desired != 0 and v.desired != v.current:
+        if not stable:
             targets[v.name] = v.desired
             preserved.add(v.name)
     if analysis.scale_up:

@@ -1,0 +1,801 @@
+"""The in-cluster controller: one level-based tick over every SLOPolicy.
+
+Why this shape (controller-runtime's reconcile, HPA's loop): each tick re-reads everything —
+policies, each pool's ``scale`` subresource, the pods' readiness — builds a snapshot, runs the
+same pure decision core the simulator runs (``policies.decide``, one policy state per
+SLOPolicy), and writes *absolute* targets. Nothing depends on having seen the previous event, so
+a restarted or newly elected controller converges from the cluster alone.
+
+Per policy, in order:
+
+1. **Validate** — the spec through the pydantic models (defaults applied, cross-field rules);
+   every pool's target must exist. A problem sets ``Ready=False`` with a reason
+   (``InvalidSpec``, ``TargetNotFound``) naming it, emits one Warning Event, and the tick moves
+   on to the next policy: one bad policy never blocks the others or crashes the controller.
+2. **Observe** — ``scale`` per pool (current replicas, pod selector), ready pods per namespace
+   (one list per namespace, matched by selector), then one metrics-source call for all
+   policies: queries grow with neither pods nor pools.
+3. **Decide** — ``policies.decide`` with the policy's config and state; one log line per pool.
+4. **Act**, by ``spec.mode``:
+   ``direct`` writes the scale subresource (absolute replicas, conditional on the
+   resourceVersion read this tick; on 409 it re-reads and writes once more only if the fresh
+   value still differs — never a blind retry); ``hpa`` publishes desired replicas on the
+   external metrics board and itself moves a pool between 0 and 1 (HPA leaves a target at 0
+   alone and cannot take one to 0); ``advisory`` writes nothing but status, metrics and events.
+   Routing weights go to the referenced HTTPRoute's ``backendRefs[].weight`` (not in advisory).
+5. **Report** — status (per pool current/ready/desired, reason, predictions; conditions
+   ``Ready``, ``ModelReady``, ``MetricsAvailable``, ``ScalingLimited``; ``observedGeneration``),
+   an Event per scale change with the decision's reason, and the controller's own metrics.
+
+Errors are this package's (:mod:`autoscaler.k8s.errors`): a retryable failure keeps the last
+good decision and is retried next tick; a terminal one is reported on the policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from autoscaler.clock import Clock
+from autoscaler.crd import (
+    API_VERSION,
+    KIND,
+    Pool,
+    SLOPolicySpec,
+    SLOPolicyStatus,
+    parse_spec,
+    validation_message,
+)
+from autoscaler.external_metrics import DesiredReplicasBoard
+from autoscaler.k8s.client import Cluster, PodView, ScaleView, TargetRef
+from autoscaler.k8s.errors import ConflictError, KubernetesError, NotFoundError
+from autoscaler.k8s.selectors import SelectorError, parse_selector
+from autoscaler.k8s.sources import (
+    CapacitySource,
+    ModelStatus,
+    PolicyMetricsSource,
+    PolicyObservation,
+    PolicyRef,
+    PoolRef,
+)
+from autoscaler.k8s.timestamps import rfc3339
+from autoscaler.logging import get_logger
+from policies.decide import decide
+from policies.reasons import Reason
+from policies.types import (
+    ClusterSnapshot,
+    Decision,
+    ModelSnapshot,
+    PolicyConfig,
+    PolicyState,
+    PoolDecision,
+    PoolLimits,
+    PoolSnapshot,
+    SLOTarget,
+)
+
+Obj = dict[str, Any]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+LIMITING = frozenset(
+    {
+        Reason.ScaleUpLimit,
+        Reason.ScaleDownLimit,
+        Reason.TooFewReplicas,
+        Reason.TooManyReplicas,
+        Reason.GPUBudget,
+    }
+)
+ROUTE_WEIGHT_SCALE = 1000  # backendRef weights are integers: per-mille of the route's traffic
+COMPONENT = "sloscaler"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    tick_s: float = 15.0  # control interval, s
+    namespace: str | None = None  # watch one namespace (None: all)
+    identity: str = "sloscaler"  # reportingInstance of Events
+
+
+class ControllerMetricsSink:
+    """What the controller reports about itself; :mod:`autoscaler.controller_metrics`
+    implements it with Prometheus metrics. This no-op version is the default."""
+
+    def pool_decision(
+        self, policy: PolicyRef, spec: SLOPolicySpec, decision: PoolDecision, ready: int
+    ) -> None:
+        return None
+
+    def model(self, policy: PolicyRef, status: ModelStatus) -> None:
+        return None
+
+    def forget(self, namespace: str, policy: str) -> None:
+        return None
+
+    def error(self, kind: str) -> None:
+        return None
+
+    def tick(self, seconds: float, policies: int) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    pool: Pool
+    ref: TargetRef
+    scale: ScaleView
+    ready: int
+
+
+@dataclass
+class _Work:
+    """One valid policy during a tick."""
+
+    raw: Obj
+    spec: SLOPolicySpec
+    ref: PolicyRef
+    targets: dict[str, _Target]
+
+
+@dataclass
+class TickReport:
+    """What a tick did (for tests, benchmarks and the tick log line)."""
+
+    policies: int = 0
+    invalid: int = 0
+    scale_writes: int = 0
+    route_writes: int = 0
+    status_writes: int = 0
+    events: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class PolicyProblemError(Exception):
+    """A policy the controller cannot act on; becomes ``Ready=False`` with ``reason``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def policy_config(spec: SLOPolicySpec, tick_s: float) -> PolicyConfig:
+    """The decision core's config from a policy's spec (ms → s)."""
+    b = spec.behavior
+    return PolicyConfig(
+        slo={
+            spec.model: SLOTarget(
+                spec.objectives.ttft_p90_ms / 1000,
+                spec.objectives.tpot_p90_ms / 1000,
+                spec.objectives.attainment,
+            )
+        },
+        tick_s=tick_s,
+        limits={
+            p.name: PoolLimits(p.min_replicas, p.max_replicas, p.scale_to_zero) for p in spec.pools
+        },
+        headroom=b.headroom,
+        scale_up_window_s=b.scale_up_stabilization_seconds,
+        scale_down_window_s=b.scale_down_stabilization_seconds,
+        idle_before_zero_s=b.idle_before_zero_seconds,
+    )
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: float,
+    generation: int,
+) -> list[Obj]:
+    """Conditions with ``type_`` set; ``lastTransitionTime`` moves only when status changes."""
+    out: list[Obj] = []
+    found = False
+    for c in conditions:
+        if c.get("type") != type_:
+            out.append(dict(c))
+            continue
+        found = True
+        changed = c.get("status") != status
+        out.append(
+            {
+                "type": type_,
+                "status": status,
+                "observedGeneration": generation,
+                "lastTransitionTime": rfc3339(now) if changed else c["lastTransitionTime"],
+                "reason": reason,
+                "message": message,
+            }
+        )
+    if not found:
+        out.append(
+            {
+                "type": type_,
+                "status": status,
+                "observedGeneration": generation,
+                "lastTransitionTime": rfc3339(now),
+                "reason": reason,
+                "message": message,
+            }
+        )
+    order = {"Ready": 0, "ModelReady": 1, "MetricsAvailable": 2, "ScalingLimited": 3}
+    return sorted(out, key=lambda c: order.get(str(c.get("type")), 9))
+
+
+def _condition(obj: Obj, type_: str) -> Obj | None:
+    for c in (obj.get("status") or {}).get("conditions") or ():
+        if c.get("type") == type_:
+            return dict(c)
+    return None
+
+
+def route_weights(decision: Decision, spec: SLOPolicySpec) -> dict[str, int]:
+    """backendRef name → integer weight (per-mille) from the decision's routing shares."""
+    shares = decision.routing_weights.get(spec.model) or {}
+    by_pool = {p.name: p for p in spec.pools}
+    return {
+        by_pool[pool].route_backend: round(share * ROUTE_WEIGHT_SCALE)
+        for pool, share in shares.items()
+        if pool in by_pool
+    }
+
+
+class Controller:
+    """Reconciles every SLOPolicy once per :meth:`tick` (call it only while leading)."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        metrics: PolicyMetricsSource,
+        capacity: CapacitySource,
+        clock: Clock,
+        board: DesiredReplicasBoard | None = None,
+        config: ControllerConfig | None = None,
+        sink: ControllerMetricsSink | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.metrics = metrics
+        self.capacity = capacity
+        self.clock = clock
+        self.config = config or ControllerConfig()
+        self.board = board or DesiredReplicasBoard(clock, stale_after_s=8 * self.config.tick_s)
+        self.sink = sink or ControllerMetricsSink()
+        self.states: dict[tuple[str, str, str], PolicyState] = {}  # (ns, name, uid) → state
+        self.last_decisions: dict[tuple[str, str], Decision] = {}
+        self.log = get_logger("sloscaler.controller")
+
+    # --- the tick -------------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        start = self.clock.now()
+        report = TickReport()
+        try:
+            policies = self.cluster.list_policies(self.config.namespace)
+        except KubernetesError as e:
+            report.error(e.kind)
+            self.sink.error(e.kind)
+            self.log.warning("list_policies_failed", error=str(e), retryable=e.retryable)
+            return report
+        report.policies = len(policies)
+        pods: dict[str, list[PodView] | KubernetesError] = {}
+        work: list[_Work] = []
+        for raw in policies:
+            try:
+                item = self._resolve(raw, pods, start)
+            except PolicyProblemError as problem:
+                report.invalid += 1
+                self._report_invalid(raw, problem, start, report)
+                continue
+            except KubernetesError as e:
+                report.error(e.kind)
+                self.sink.error(e.kind)
+                self.log.warning("resolve_failed", policy=_name(raw), error=str(e))
+                continue
+            work.append(item)
+        self._forget_missing(policies)
+        observations: Mapping[tuple[str, str], PolicyObservation] = {}
+        try:
+            observations = self.metrics.observe([w.ref for w in work], start)
+        except Exception as e:  # a failing source means "no data", never a crash
+            report.error("metrics")
+            self.sink.error("metrics")
+            self.log.warning("metrics_failed", error=f"{type(e).__name__}: {e}")
+        for w in work:
+            try:
+                self._reconcile(w, observations.get(w.ref.key), start, report)
+            except KubernetesError as e:
+                report.error(e.kind)
+                self.sink.error(e.kind)
+                self.log.warning("reconcile_failed", policy=w.ref.name, error=str(e))
+            except Exception as e:
+                report.error("internal")
+                self.sink.error("internal")
+                self.log.exception("reconcile_crashed", policy=w.ref.name, error=str(e))
+        self.sink.tick(self.clock.now() - start, len(policies))
+        return report
+
+    # --- resolve: spec, targets, pods -----------------------------------------------------------
+
+    def _resolve(
+        self, raw: Obj, pods: dict[str, list[PodView] | KubernetesError], now: float
+    ) -> _Work:
+        md = raw["metadata"]
+        ns, name = md["namespace"], md["name"]
+        try:
+            spec = parse_spec(raw.get("spec"))
+        except ValidationError as e:
+            raise PolicyProblemError("InvalidSpec", validation_message(e)) from None
+        targets: dict[str, _Target] = {}
+        refs: list[PoolRef] = []
+        for pool in spec.pools:
+            ref = TargetRef(ns, pool.scale_target_ref.kind, pool.scale_target_ref.name)
+            try:
+                scale = self.cluster.get_scale(ref)
+            except NotFoundError:
+                raise PolicyProblemError(
+                    "TargetNotFound", f"pool {pool.name}: scaleTargetRef {ref} not found"
+                ) from None
+            ready = self._ready_pods(ns, scale.selector, pods)
+            targets[pool.name] = _Target(pool, ref, scale, ready)
+            refs.append(
+                PoolRef(
+                    ns,
+                    name,
+                    pool.name,
+                    spec.model,
+                    pool.role,
+                    pool.accelerator,
+                    ref.kind,
+                    ref.name,
+                    scale.selector,
+                )
+            )
+        return _Work(raw, spec, PolicyRef(ns, name, spec.model, tuple(refs)), targets)
+
+    def _ready_pods(
+        self, ns: str, selector: str, cache: dict[str, list[PodView] | KubernetesError]
+    ) -> int:
+        if not selector:
+            return 0
+        if ns not in cache:
+            try:
+                cache[ns] = self.cluster.list_pods(ns)
+            except KubernetesError as e:
+                cache[ns] = e
+        pods = cache[ns]
+        if isinstance(pods, KubernetesError):
+            raise pods
+        try:
+            sel = parse_selector(selector)
+        except SelectorError:
+            return 0
+        return sum(1 for p in pods if p.ready and sel.matches(p.labels))
+
+    def _forget_missing(self, policies: Sequence[Obj]) -> None:
+        present = {
+            (p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"].get("uid", ""))
+            for p in policies
+        }
+        for key in list(self.states):
+            if key not in present:
+                del self.states[key]
+                self.last_decisions.pop(key[:2], None)
+                self.board.withdraw(key[0], key[1])
+                self.sink.forget(key[0], key[1])
+
+    # --- reconcile one valid policy -------------------------------------------------------------
+
+    def _reconcile(
+        self, w: _Work, obs: PolicyObservation | None, now: float, report: TickReport
+    ) -> None:
+        md = w.raw["metadata"]
+        key = (md["namespace"], md["name"], md.get("uid", ""))
+        spec = w.spec
+        config = policy_config(spec, self.config.tick_s)
+        model = self.capacity.capacity_model(w.ref)
+        model_status = self.capacity.model_status(w.ref)
+        pools = tuple(
+            PoolSnapshot(
+                name=p.name,
+                model=spec.model,
+                role=p.role,
+                accelerator=p.accelerator,
+                gpus_per_replica=p.gpus_per_replica,
+                price_per_gpu_hour=p.cost_per_gpu_hour,
+                replicas=w.targets[p.name].scale.replicas,
+                ready=w.targets[p.name].ready,
+                startup_s=p.startup_seconds,
+                load=obs.loads.get(p.name) if obs is not None else None,
+            )
+            for p in spec.pools
+        )
+        demand = obs.demand if obs is not None else None
+        models = (
+            (ModelSnapshot(spec.model, demand.arrival_rps, demand.queued),)
+            if demand is not None
+            else ()
+        )
+        snapshot = ClusterSnapshot(pools, models, model)
+        decision, state, _diag = decide(snapshot, self.states.get(key, PolicyState()), config, now)
+        self.states[key] = state
+        self.last_decisions[key[:2]] = decision
+        failures: list[str] = []
+        for d in decision.pools:
+            target = w.targets[d.pool]
+            self._log_decision(w.ref, d, target, spec.mode, now)
+            self.sink.pool_decision(w.ref, spec, d, target.ready)
+            try:
+                self._act(w, d, target, now, report)
+            except KubernetesError as e:
+                report.error(e.kind)
+                self.sink.error(e.kind)
+                failures.append(str(e))
+        weights: dict[str, int] = {}
+        if spec.gateway is not None:
+            weights = route_weights(decision, spec)
+            if spec.mode != "advisory" and weights:
+                try:
+                    self._write_route(w, weights, report)
+                except KubernetesError as e:
+                    report.error(e.kind)
+                    self.sink.error(e.kind)
+                    failures.append(str(e))
+        self.sink.model(w.ref, model_status)
+        status = self._status(w, decision, obs, model_status, failures, now)
+        self._write_status(w, status, report)
+
+    def _log_decision(
+        self, ref: PolicyRef, d: PoolDecision, target: _Target, mode: str, now: float
+    ) -> None:
+        self.log.info(
+            "decision",
+            t=round(now, 3),
+            namespace=ref.namespace,
+            policy=ref.name,
+            pool=d.pool,
+            model=d.model,
+            role=d.role,
+            accelerator=d.accelerator,
+            mode=mode,
+            current=d.current,
+            ready=target.ready,
+            raw=d.raw,
+            replicas=d.replicas,
+            reason=d.reason.value,
+            message=d.message,
+            demand_rps=None if d.demand_rps is None else round(d.demand_rps, 3),
+            capacity_rps=None if d.capacity_rps is None else round(d.capacity_rps, 3),
+            predicted_ttft_p90_s=d.predicted_ttft_p90_s,
+            predicted_tpot_p90_s=d.predicted_tpot_p90_s,
+        )
+
+    # --- actuation ------------------------------------------------------------------------------
+
+    def _act(
+        self, w: _Work, d: PoolDecision, target: _Target, now: float, report: TickReport
+    ) -> None:
+        mode = w.spec.mode
+        current = target.scale.replicas
+        if mode == "advisory":
+            previous = self._previous_desired(w.raw, d.pool)
+            if previous is not None and previous != d.replicas:
+                self._event(
+                    w,
+                    "Normal",
+                    d.reason.value,
+                    f"pool {d.pool}: recommend {current} → {d.replicas} replicas (advisory): "
+                    f"{d.message}",
+                    now,
+                    report,
+                )
+            return
+        if mode == "hpa":
+            pool = target.pool
+            self.board.publish(
+                w.ref.namespace,
+                w.ref.name,
+                d.pool,
+                d.replicas,
+                now,
+                accelerator=pool.accelerator,
+                role=pool.role,
+            )
+            if current == 0 and d.replicas > 0:
+                self._scale(w, d, target, 1, now, report)
+            elif current > 0 and d.replicas == 0:
+                self._scale(w, d, target, 0, now, report)
+            return
+        if d.replicas != current:
+            self._scale(w, d, target, d.replicas, now, report)
+
+    def _scale(
+        self,
+        w: _Work,
+        d: PoolDecision,
+        target: _Target,
+        replicas: int,
+        now: float,
+        report: TickReport,
+    ) -> None:
+        """Write absolute ``replicas``; on 409 re-read once and write again only if needed."""
+        scale = target.scale
+        try:
+            self.cluster.set_scale(target.ref, replicas, scale.resource_version)
+        except ConflictError:
+            report.error("conflict")
+            self.sink.error("conflict")
+            scale = self.cluster.get_scale(target.ref)
+            if scale.replicas == replicas:
+                return  # someone else already wrote what we want
+            self.cluster.set_scale(target.ref, replicas, scale.resource_version)
+        report.scale_writes += 1
+        self._event(
+            w,
+            "Normal",
+            d.reason.value,
+            f"pool {d.pool}: scaled {target.ref} from {scale.replicas} to {replicas}: {d.message}",
+            now,
+            report,
+        )
+
+    def _write_route(self, w: _Work, weights: Mapping[str, int], report: TickReport) -> None:
+        gw = w.spec.gateway
+        assert gw is not None
+        ns = gw.namespace or w.ref.namespace
+        for attempt in range(2):
+            route = self.cluster.get_route(ns, gw.name)
+            changed = False
+            for rule in (route.get("spec") or {}).get("rules") or ():
+                for ref in rule.get("backendRefs") or ():
+                    want = weights.get(ref.get("name", ""))
+                    if want is not None and ref.get("weight", 1) != want:
+                        ref["weight"] = want
+                        changed = True
+            if not changed:
+                return
+            try:
+                self.cluster.replace_route(ns, gw.name, route)
+                report.route_writes += 1
+                return
+            except ConflictError:
+                report.error("conflict")
+                self.sink.error("conflict")
+                if attempt == 1:
+                    raise
+
+    # --- status and events ----------------------------------------------------------------------
+
+    @staticmethod
+    def _previous_desired(raw: Obj, pool: str) -> int | None:
+        for p in (raw.get("status") or {}).get("pools") or ():
+            if p.get("name") == pool:
+                return int(p.get("desiredReplicas", 0))
+        return None
+
+    def _status(
+        self,
+        w: _Work,
+        decision: Decision,
+        obs: PolicyObservation | None,
+        model_status: ModelStatus,
+        failures: list[str],
+        now: float,
+    ) -> Obj:
+        gen = int(w.raw["metadata"].get("generation", 0))
+        shares = decision.routing_weights.get(w.spec.model) or {}
+        pools = []
+        for d in decision.pools:
+            t = w.targets[d.pool]
+            pools.append(
+                {
+                    "name": d.pool,
+                    "currentReplicas": t.scale.replicas,
+                    "readyReplicas": t.ready,
+                    "desiredReplicas": d.replicas,
+                    "reason": d.reason.value,
+                    "message": d.message,
+                    "predictedTTFTP90Ms": _ms(d.predicted_ttft_p90_s),
+                    "predictedTPOTP90Ms": _ms(d.predicted_tpot_p90_s),
+                    "capacityRps": _finite(d.capacity_rps),
+                    "demandRps": _finite(d.demand_rps),
+                    "routingWeight": _finite(shares.get(d.pool)),
+                }
+            )
+        conds = list((w.raw.get("status") or {}).get("conditions") or ())
+        if failures:
+            conds = set_condition(
+                conds, "Ready", "False", "ActuationFailed", "; ".join(failures)[:1000], now, gen
+            )
+        else:
+            conds = set_condition(
+                conds,
+                "Ready",
+                "True",
+                "Reconciled",
+                f"{len(decision.pools)} pools reconciled ({w.spec.mode} mode)",
+                now,
+                gen,
+            )
+        conds = set_condition(
+            conds,
+            "ModelReady",
+            "True" if model_status.ready else "False",
+            model_status.reason,
+            model_status.message,
+            now,
+            gen,
+        )
+        missing = [] if obs is not None else ["no metrics for the policy"]
+        if obs is not None:
+            if obs.demand.arrival_rps is None:
+                missing.append("gateway demand")
+            missing += [f"pool {name}" for name, load in obs.loads.items() if load is None]
+        if missing:
+            conds = set_condition(
+                conds,
+                "MetricsAvailable",
+                "False",
+                "MetricsMissing",
+                "missing: " + ", ".join(missing) + "; holding current sizes where demand is "
+                "unknown",
+                now,
+                gen,
+            )
+        else:
+            conds = set_condition(
+                conds,
+                "MetricsAvailable",
+                "True",
+                "MetricsAvailable",
+                "demand and every pool's window observed",
+                now,
+                gen,
+            )
+        limited = [d for d in decision.pools if d.reason in LIMITING]
+        if limited:
+            conds = set_condition(
+                conds,
+                "ScalingLimited",
+                "True",
+                limited[0].reason.value,
+                "; ".join(f"pool {d.pool}: {d.message}" for d in limited),
+                now,
+                gen,
+            )
+        else:
+            conds = set_condition(
+                conds,
+                "ScalingLimited",
+                "False",
+                "WithinLimits",
+                "every pool at its recommendation",
+                now,
+                gen,
+            )
+        status = {
+            "observedGeneration": gen,
+            "lastTickTime": rfc3339(now),
+            "pools": pools,
+            "conditions": conds,
+        }
+        # the same models validate what we write as what users write
+        return SLOPolicyStatus.model_validate(status).model_dump(by_alias=True, exclude_none=True)
+
+    def _write_status(self, w: _Work, status: Obj, report: TickReport) -> None:
+        self._put_status(w.raw, status, report)
+
+    def _put_status(self, raw: Obj, status: Obj, report: TickReport) -> None:
+        md = raw["metadata"]
+        ns, name = md["namespace"], md["name"]
+        body = {**raw, "status": status}
+        try:
+            self.cluster.replace_policy_status(ns, name, body)
+        except ConflictError:
+            report.error("conflict")
+            self.sink.error("conflict")
+            fresh = self.cluster.get_policy(ns, name)
+            if fresh["metadata"].get("uid") != md.get("uid"):
+                return  # deleted and re-created: the next tick starts over
+            self.cluster.replace_policy_status(ns, name, {**fresh, "status": status})
+        report.status_writes += 1
+
+    def _report_invalid(
+        self, raw: Obj, problem: PolicyProblemError, now: float, report: TickReport
+    ) -> None:
+        md = raw["metadata"]
+        gen = int(md.get("generation", 0))
+        previous = _condition(raw, "Ready")
+        status = dict(raw.get("status") or {})
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            "Ready",
+            "False",
+            problem.reason,
+            problem.message,
+            now,
+            gen,
+        )
+        status["observedGeneration"] = gen
+        status["lastTickTime"] = rfc3339(now)
+        self.log.warning(
+            "invalid_policy",
+            namespace=md["namespace"],
+            policy=md["name"],
+            reason=problem.reason,
+            message=problem.message,
+        )
+        self.sink.error("invalid_policy")
+        self.board.withdraw(md["namespace"], md["name"])
+        try:
+            self._put_status(raw, status, report)
+            same = (
+                previous is not None
+                and previous.get("reason") == problem.reason
+                and previous.get("message") == problem.message
+            )
+            if not same:
+                self._event_for(raw, "Warning", problem.reason, problem.message, now, report)
+        except KubernetesError as e:
+            report.error(e.kind)
+            self.sink.error(e.kind)
+
+    def _event(
+        self, w: _Work, type_: str, reason: str, message: str, now: float, report: TickReport
+    ) -> None:
+        try:
+            self._event_for(w.raw, type_, reason, message, now, report)
+        except KubernetesError as e:  # an Event is best effort; the change itself happened
+            report.error(e.kind)
+            self.sink.error(e.kind)
+
+    def _event_for(
+        self, raw: Obj, type_: str, reason: str, message: str, now: float, report: TickReport
+    ) -> None:
+        md = raw["metadata"]
+        stamp = rfc3339(now)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{md['name']}.", "namespace": md["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": md["name"],
+                "namespace": md["namespace"],
+                "uid": md.get("uid"),
+                "resourceVersion": md.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.config.identity,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self.cluster.create_event(md["namespace"], event)
+        report.events += 1
+
+
+def _name(raw: Obj) -> str:
+    md = raw.get("metadata") or {}
+    return f"{md.get('namespace')}/{md.get('name')}"
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def _ms(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x * 1000, 3)
