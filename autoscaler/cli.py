@@ -9,6 +9,7 @@ and field and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -328,6 +329,297 @@ def crd_render(
         sys.stdout.write(text)
     else:
         _write_atomic(output, text)
+
+
+def _capacity_table(text: str) -> dict[str, float]:
+    """``"H100=4,L40S=2"`` → ``{"H100": 4.0, "L40S": 2.0}``."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise _fail(f"--capacity: {part!r} is not ACCELERATOR=RPS") from None
+        if not sep or out[name.strip()] <= 0:
+            raise _fail(f"--capacity: {part!r} is not ACCELERATOR=RPS with RPS > 0")
+    return out
+
+
+@app.command()
+def run(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig file; default: in-cluster config, else ~/.kube/config"),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="reconcile SLOPolicies of this namespace only")
+    ] = None,
+    tick: Annotated[float, typer.Option(help="control interval, s", min=1)] = 15.0,
+    leader_elect: Annotated[
+        bool, typer.Option(help="elect a leader on a Lease (run several replicas)")
+    ] = True,
+    lease_namespace: Annotated[
+        str, typer.Option(help="namespace of the leader Lease")
+    ] = "sloscaler-system",
+    identity: Annotated[
+        str | None, typer.Option(help="this replica's identity (default $POD_NAME or hostname)")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="port of /metrics, /healthz, /readyz")] = 8080,
+    external_metrics_port: Annotated[
+        int, typer.Option(help="HTTPS port of the external metrics API for HPA")
+    ] = 6443,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="serving certificate (PEM); default: self-signed")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="key of --tls-cert")] = None,
+    requestheader_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="front-proxy CA (requestheader-client-ca-file of the kube-apiserver); without "
+            "it the external metrics API is not served"
+        ),
+    ] = None,
+    requestheader_allowed_names: Annotated[
+        str, typer.Option(help="comma-separated CNs allowed as front proxy")
+    ] = "front-proxy-client,aggregator",
+    capacity: Annotated[
+        str,
+        typer.Option(
+            help="fallback capacity per replica until the predictor serves: "
+            "ACCELERATOR=RPS,… (default 1 rps)"
+        ),
+    ] = "",
+    once: Annotated[
+        bool, typer.Option(help="reconcile once (as leader, if elected) and exit")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the in-cluster controller: reconcile every SLOPolicy each tick.
+
+    Only the Lease holder acts; standbys take over when it stops renewing and at once when it
+    exits (SIGTERM releases the Lease). Until the Prometheus metrics source is configured the
+    controller observes no metrics, so every pool holds its size (MetricsAvailable=False).
+    """
+    import asyncio
+    import os
+    import socket
+
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from prometheus_client import CollectorRegistry
+
+    from autoscaler.clock import WallClock
+    from autoscaler.controller_metrics import ControllerMetrics, Health, MetricsServer
+    from autoscaler.external_metrics import (
+        DesiredReplicasBoard,
+        ExternalMetricsServer,
+        TLSFiles,
+    )
+    from autoscaler.k8s.client import KubeCluster
+    from autoscaler.k8s.controller import Controller, ControllerConfig
+    from autoscaler.k8s.runner import install_stop_signals, run_loop
+    from autoscaler.k8s.sources import FixedLatencyModel, NoMetricsSource, StaticCapacity
+    from autoscaler.leader import LeaderElector, LeaseConfig
+
+    configure(log_level)
+    table = _capacity_table(capacity)
+    cfg = k8s_client.Configuration()
+    loader: Any = k8s_config  # untyped library functions
+    try:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            loader.load_incluster_config(client_configuration=cfg)
+        else:
+            loader.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig else None, client_configuration=cfg
+            )
+    except (k8s_config.ConfigException, OSError) as e:
+        raise _fail(f"--kubeconfig: {e}") from None
+    who = identity or os.environ.get("POD_NAME") or socket.gethostname()
+    clock = WallClock()
+    api = k8s_client.ApiClient(cfg)
+    cluster = KubeCluster(api)
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    health = Health(clock, stale_after_s=max(120.0, 4 * tick))
+    board = DesiredReplicasBoard(clock, stale_after_s=8 * tick)
+    controller = Controller(
+        cluster,
+        NoMetricsSource(),
+        StaticCapacity(FixedLatencyModel(table)),
+        clock,
+        board=board,
+        config=ControllerConfig(tick_s=tick, namespace=namespace, identity=who),
+        sink=metrics,
+    )
+    elector = (
+        LeaderElector(cluster, clock, LeaseConfig(lease_namespace, who)) if leader_elect else None
+    )
+    if once:
+        if elector is not None and not elector.try_acquire_or_renew():
+            raise _fail("another replica holds the leader Lease", code=1)
+        report = controller.tick()
+        if elector is not None:
+            elector.release()
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "policies": report.policies,
+                    "invalid": report.invalid,
+                    "scale_writes": report.scale_writes,
+                    "status_writes": report.status_writes,
+                    "events": report.events,
+                    "errors": report.errors,
+                }
+            )
+            + "\n"
+        )
+        return
+    servers: list[Any] = [MetricsServer(registry, health, port=metrics_port).start()]
+    if requestheader_client_ca is not None:
+        if (tls_cert is None) != (tls_key is None):
+            raise _fail("--tls-cert and --tls-key go together")
+        if tls_cert is None or tls_key is None:
+            import tempfile
+
+            from autoscaler.k8s.certs import self_signed_serving
+
+            names = (who, "localhost", "127.0.0.1")
+            _ca, serving = self_signed_serving(Path(tempfile.mkdtemp()), names, clock.now())
+            tls_cert, tls_key = serving.cert, serving.key
+        allowed = tuple(n.strip() for n in requestheader_allowed_names.split(",") if n.strip())
+        servers.append(
+            ExternalMetricsServer(
+                board,
+                TLSFiles(tls_cert, tls_key, requestheader_client_ca),
+                port=external_metrics_port,
+                allowed_names=allowed,
+            ).start()
+        )
+
+    def reconcile() -> None:
+        report = controller.tick()
+        health.beat(ok=not report.errors.get("transient"))
+
+    def round_done(leading: bool) -> None:
+        metrics.set_leader(leading)
+        if not leading:
+            health.beat()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_loop(reconcile, clock, tick, stop, elector, on_round=round_done)
+
+    try:
+        asyncio.run(main())
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@app.command()
+def bench(
+    scenarios: Annotated[
+        str | None,
+        typer.Option(help="comma-separated scenario names or YAML files (default: every bundled)"),
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated policies (default: every baseline and slo, plus slo@<pool> "
+            "for heterogeneous scenarios); the oracle's floor is always computed"
+        ),
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "1,2,3",
+    out: Annotated[
+        Path, typer.Option(help="directory for results.json, results.csv and report.html")
+    ] = Path("bench-out"),
+    workers: Annotated[
+        int | None, typer.Option(help="parallel processes (default: CPU cores)", min=1)
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="replay only arrivals in the first S seconds", min=1)
+    ] = None,
+) -> None:
+    """Run every policy on every scenario and seed against the oracle's floor on GPU-hours.
+
+    Writes results.json (every run's simulate summary, the oracle floors, the acceptance
+    checks), results.csv and a self-contained report.html. Runs are reproducible from seeds.
+    """
+    import time as _time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from autoscaler import bench as bench_mod
+
+    configure("warning")
+    try:
+        names = scenarios.split(",") if scenarios else bench_mod.default_scenarios()
+        names = [n.strip() for n in names if n.strip()]
+        chosen = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        if not seed_list:
+            raise ValueError("--seeds: give at least one seed")
+        for n in names:
+            load_scenario(n)
+        if chosen is not None:
+            bench_mod.validate_policies(chosen, names)
+        tasks = bench_mod.plan_tasks(names, chosen, seed_list, duration)
+    except (ScenarioError, TraceFormatError, ValueError) as e:
+        raise _fail(str(e)) from None
+    n_workers = min(workers or os.cpu_count() or 1, len(tasks))
+    meta = bench_mod.bench_meta(names, chosen, seed_list, n_workers)
+    progress = Progress(
+        TextColumn("bench"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+    )
+    job = progress.add_task("", total=len(tasks))
+    failed: list[str] = []
+
+    def done(result: dict[str, Any]) -> None:
+        t = result["task"]
+        label = f"{t.scenario} · {t.policy} · seed {t.seed}"
+        if "error" in result:
+            failed.append(f"{label}: {result['error']}")
+        progress.update(job, advance=1, description=label)
+        if not err.is_terminal:  # no live bar in a log: one line per finished run
+            err.print(f"done {label} ({result.get('seconds', 0):.0f} s)", highlight=False)
+
+    t0 = _time.perf_counter()
+    with progress:
+        results = bench_mod.run_bench(tasks, n_workers, done)
+    meta["wall_seconds"] = round(_time.perf_counter() - t0, 1)
+    doc = bench_mod.write_outputs(out, results, meta)
+    t = Table(
+        title=f"bench: {len(tasks)} runs in {meta['wall_seconds']:.0f} s on {n_workers} processes"
+    )
+    for col in ("scenario", "slo attainment", "slo GPU-h", "× oracle", "beats", "does not beat"):
+        t.add_column(col)
+    for c in doc["acceptance"]:
+        t.add_row(
+            c["scenario"],
+            f"{c['slo_attainment']:.4f}",
+            f"{c['slo_gpu_hours']:.2f}",
+            "–" if c["oracle_ratio"] is None else f"{c['oracle_ratio']:.2f}",
+            ", ".join(c["beats_baselines_at_target"]) or "–",
+            ", ".join(c["does_not_beat"]) or "–",
+        )
+    Console().print(t)
+    Console().print(f"results in {out}/results.json, {out}/results.csv, {out}/report.html")
+    if failed:
+        for line in failed:
+            err.print(f"[bold red]failed:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

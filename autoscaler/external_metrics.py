@@ -157,6 +157,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
+    def setup(self) -> None:
+        # the TLS handshake runs here, in the connection's thread, not in the accept loop
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError):
+            self.request.close()
+            raise
+        super().setup()
+
     def _send(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
@@ -222,6 +231,9 @@ class _Server(ThreadingHTTPServer):
     allowed_names: tuple[str, ...]
     window_s: int
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a refused TLS handshake or a dropped connection: nothing to serve
+
 
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
@@ -258,7 +270,9 @@ class ExternalMetricsServer:
         self._httpd.allowed_names = allowed_names
         self._httpd.window_s = window_s
         ctx = tls_context(tls)
-        self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
+        self._httpd.socket = ctx.wrap_socket(
+            self._httpd.socket, server_side=True, do_handshake_on_connect=False
+        )
         self._thread: threading.Thread | None = None
 
     @property

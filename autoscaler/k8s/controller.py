@@ -80,6 +80,7 @@ from policies.types import (
 
 Obj = dict[str, Any]
 ConditionStatus = Literal["True", "False", "Unknown"]
+_ReadyIndex = dict[frozenset[tuple[str, str]], int] | KubernetesError  # per namespace, per tick
 
 LIMITING = frozenset(
     {
@@ -286,7 +287,7 @@ class Controller:
             self.log.warning("list_policies_failed", error=str(e), retryable=e.retryable)
             return report
         report.policies = len(policies)
-        pods: dict[str, list[PodView] | KubernetesError] = {}
+        pods: dict[str, _ReadyIndex] = {}
         work: list[_Work] = []
         for raw in policies:
             try:
@@ -299,6 +300,11 @@ class Controller:
                 report.error(e.kind)
                 self.sink.error(e.kind)
                 self.log.warning("resolve_failed", policy=_name(raw), error=str(e))
+                continue
+            except Exception as e:  # a bug must cost one policy one tick, not the controller
+                report.error("internal")
+                self.sink.error("internal")
+                self.log.exception("resolve_crashed", policy=_name(raw), error=str(e))
                 continue
             work.append(item)
         self._forget_missing(policies)
@@ -325,9 +331,7 @@ class Controller:
 
     # --- resolve: spec, targets, pods -----------------------------------------------------------
 
-    def _resolve(
-        self, raw: Obj, pods: dict[str, list[PodView] | KubernetesError], now: float
-    ) -> _Work:
+    def _resolve(self, raw: Obj, pods: dict[str, _ReadyIndex], now: float) -> _Work:
         md = raw["metadata"]
         ns, name = md["namespace"], md["name"]
         try:
@@ -361,24 +365,22 @@ class Controller:
             )
         return _Work(raw, spec, PolicyRef(ns, name, spec.model, tuple(refs)), targets)
 
-    def _ready_pods(
-        self, ns: str, selector: str, cache: dict[str, list[PodView] | KubernetesError]
-    ) -> int:
+    def _ready_pods(self, ns: str, selector: str, cache: dict[str, _ReadyIndex]) -> int:
         if not selector:
             return 0
         if ns not in cache:
             try:
-                cache[ns] = self.cluster.list_pods(ns)
+                cache[ns] = ready_by_labels(self.cluster.list_pods(ns))
             except KubernetesError as e:
                 cache[ns] = e
-        pods = cache[ns]
-        if isinstance(pods, KubernetesError):
-            raise pods
+        index = cache[ns]
+        if isinstance(index, KubernetesError):
+            raise index
         try:
             sel = parse_selector(selector)
         except SelectorError:
             return 0
-        return sum(1 for p in pods if p.ready and sel.matches(p.labels))
+        return sum(n for labels, n in index.items() if sel.matches(dict(labels)))
 
     def _forget_missing(self, policies: Sequence[Obj]) -> None:
         present = {
@@ -660,14 +662,14 @@ class Controller:
                 now,
                 gen,
             )
-        limited = [d for d in decision.pools if d.reason in LIMITING]
+        limited = [lim for d in decision.pools if (lim := _limit(d, w.spec)) is not None]
         if limited:
             conds = set_condition(
                 conds,
                 "ScalingLimited",
                 "True",
-                limited[0].reason.value,
-                "; ".join(f"pool {d.pool}: {d.message}" for d in limited),
+                limited[0][0],
+                "; ".join(message for _reason, message in limited),
                 now,
                 gen,
             )
@@ -786,6 +788,35 @@ class Controller:
         }
         self.cluster.create_event(md["namespace"], event)
         report.events += 1
+
+
+def _limit(d: PoolDecision, spec: SLOPolicySpec) -> tuple[str, str] | None:
+    """(reason, message) when a bound, not demand, set the pool's size — a normalization stage
+    that capped it, or the variant mix already stopped at ``maxReplicas`` while the demand
+    asked for more."""
+    if d.reason in LIMITING:
+        return d.reason.value, f"pool {d.pool}: {d.message}"
+    pool = next(p for p in spec.pools if p.name == d.pool)
+    if d.replicas >= pool.max_replicas and d.demand_rps is not None and d.capacity_rps:
+        served = d.capacity_rps * (1 - spec.behavior.headroom) * d.replicas
+        if d.demand_rps > served:
+            return (
+                Reason.TooManyReplicas.value,
+                f"pool {d.pool}: at maxReplicas {pool.max_replicas}, serving "
+                f"{served:.2f} of {d.demand_rps:.2f} rps demanded",
+            )
+    return None
+
+
+def ready_by_labels(pods: Sequence[PodView]) -> dict[frozenset[tuple[str, str]], int]:
+    """Ready pods counted per distinct label set, so each pool's selector is matched against a
+    namespace's few label sets instead of every pod (pools × label sets, not pools × pods)."""
+    counts: dict[frozenset[tuple[str, str]], int] = {}
+    for p in pods:
+        if p.ready:
+            key = frozenset(p.labels.items())
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _name(raw: Obj) -> str:

@@ -161,6 +161,11 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _section(field_path: str) -> str:
+    """``spec.pools[1].name`` → ``spec``."""
+    return field_path.split(".", 1)[0].split("[", 1)[0]
+
+
 def _spec_part(obj: Obj) -> Obj:
     """What ``metadata.generation`` tracks: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
@@ -280,8 +285,10 @@ class FakeStore:
             {"name": name, "group": rt.group, "kind": rt.kind, "causes": causes},
         )
 
-    def _validate(self, rt: ResourceType, obj: Obj) -> Obj:
-        """Prune (custom resources), then validate; raise 422 on errors."""
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None = None) -> Obj:
+        """Prune (custom resources), then validate; raise 422 on errors. On an update, errors in
+        a top-level section (``spec``, ``status``) that the write left unchanged are ratcheted
+        — accepted, as CRD validation ratcheting (on by default since 1.30) does."""
         name = str((obj.get("metadata") or {}).get("name", ""))
         if rt.schema is not None:
             obj = rt.schema.prune(obj)
@@ -297,6 +304,8 @@ class FakeStore:
                         f"Invalid value: {replicas}: must be greater than or equal to 0",
                     )
                 )
+        if old is not None:
+            errors = [e for e in errors if obj.get(_section(e.field)) != old.get(_section(e.field))]
         if errors:
             raise self._invalid(rt, name, errors)
         return obj
@@ -471,7 +480,7 @@ class FakeStore:
                     obj["status"] = copy.deepcopy(current["status"])
                 else:
                     obj.pop("status", None)
-        obj = self._validate(rt, obj)
+        obj = self._validate(rt, obj, current)
         if _spec_part(obj) != _spec_part(current):
             obj["metadata"]["generation"] = cur_md["generation"] + 1
         if rt.key == "customresourcedefinitions.apiextensions.k8s.io":
@@ -1027,6 +1036,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeApiServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that went away mid-request (shutdown, a stopped watch)
 
 
 @dataclass

@@ -123,6 +123,16 @@ class InMemoryMetricsSource:
         return out
 
 
+class NoMetricsSource:
+    """A source with no data: every policy holds its pools (``MetricsAvailable=False``). What
+    ``sloscaler run`` uses until a Prometheus source is configured."""
+
+    def observe(
+        self, policies: Sequence[PolicyRef], now: float
+    ) -> Mapping[tuple[str, str], PolicyObservation]:
+        return {}
+
+
 def steady_load(rps: float, ready: int, window_s: float = 60.0) -> LoadWindow:
     """A window of ``rps`` spread over ``ready`` pods with 1024/256-token requests."""
     return LoadWindow(

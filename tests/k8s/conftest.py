@@ -11,8 +11,17 @@ from autoscaler.clock import VirtualClock
 from autoscaler.crd import crd_manifest
 from autoscaler.k8s.fake_apiserver import FakeApiServer
 from autoscaler.k8s.fake_crds import httproute_crd, leaderworkerset_crd
+from autoscaler.logging import configure
 
 START = 1_800_000_000.0  # 2027-01-15, a fixed virtual epoch
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_the_current_stderr() -> Iterator[None]:
+    """A CLI test configures logging onto its runner's stream, closed after it; restore."""
+    configure("info")
+    yield
+    configure("info")
 
 
 @pytest.fixture

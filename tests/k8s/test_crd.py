@@ -213,3 +213,19 @@ def test_status_model_round_trips_through_the_schema() -> None:
         "status": status.model_dump(by_alias=True, exclude_none=True),
     }
     assert CustomSchema(_schema()).validate(obj) == []
+
+
+@pytest.mark.parametrize("name", ["hpa.yaml", "apiservice.yaml"])
+def test_deploy_examples_are_valid_kubernetes(name: str) -> None:
+    for doc in yaml.safe_load_all((ROOT / "deploy/examples" / name).read_text()):
+        validate(doc, "1.37.0", strict=True)
+
+
+def test_hpa_example_follows_the_external_metric() -> None:
+    docs = list(yaml.safe_load_all((ROOT / "deploy/examples/hpa.yaml").read_text()))
+    for hpa in docs:
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["type"] == "External"
+        assert metric["external"]["metric"]["name"] == "sloscaler_desired_replicas"
+        assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "1"}
+        assert set(metric["external"]["metric"]["selector"]["matchLabels"]) == {"policy", "pool"}

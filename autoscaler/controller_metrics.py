@@ -1,0 +1,276 @@
+"""The controller's own ``/metrics``, ``/healthz`` and ``/readyz``.
+
+Why: operators must see what the controller decided and why without reading logs, dashboards
+are built on these names only (``docs/metrics.md`` documents each), and prometheus-adapter or
+KEDA users can scale on ``sloscaler_desired_replicas`` from here instead of the external metrics
+API. Every metric lives in an injected ``CollectorRegistry`` (tests get a fresh one); per-pool
+series carry ``namespace, policy, pool, accelerator, role`` and disappear with their policy.
+
+``sloscaler_decision_reason`` is an enum in the Prometheus sense: one series per
+:class:`~policies.reasons.Reason` value, 1 for the pool's current reason and 0 for the others,
+so ``sloscaler_decision_reason == 1`` shows the reason and ``changes()`` counts flips.
+
+Health: ``/healthz`` fails when the main loop has not gone round for ``stale_after_s`` (a hung
+API call, a deadlock); ``/readyz`` additionally needs one successful reconciliation (leader) or
+Lease round (standby) since start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from autoscaler.clock import Clock
+from autoscaler.crd import SLOPolicySpec
+from autoscaler.k8s.controller import ControllerMetricsSink
+from autoscaler.k8s.sources import ModelStatus, PolicyRef
+from policies.reasons import Reason
+from policies.types import PoolDecision
+
+POOL_LABELS = ("namespace", "policy", "pool", "accelerator", "role")
+TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ERROR_KINDS = (
+    "transient",
+    "conflict",
+    "terminal",
+    "not_found",
+    "invalid",
+    "forbidden",
+    "metrics",
+    "invalid_policy",
+    "internal",
+)
+
+
+class ControllerMetrics(ControllerMetricsSink):
+    """Prometheus metrics of the controller (implements the controller's metrics sink)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+
+        def pool_gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, POOL_LABELS, registry=r)
+
+        self.desired = pool_gauge(
+            "sloscaler_desired_replicas", "Replicas the controller wants for the pool"
+        )
+        self.current = pool_gauge(
+            "sloscaler_current_replicas", "spec.replicas of the pool's scale target"
+        )
+        self.ready = pool_gauge("sloscaler_ready_replicas", "Ready pods of the pool")
+        self.recommended = pool_gauge(
+            "sloscaler_recommended_replicas", "Recommendation before normalization"
+        )
+        self.pred_ttft = pool_gauge(
+            "sloscaler_predicted_ttft_seconds", "Predicted p90 TTFT at the desired replicas"
+        )
+        self.pred_tpot = pool_gauge(
+            "sloscaler_predicted_tpot_seconds", "Predicted p90 TPOT at the desired replicas"
+        )
+        self.slo_ttft = pool_gauge("sloscaler_slo_ttft_seconds", "p90 TTFT objective")
+        self.slo_tpot = pool_gauge("sloscaler_slo_tpot_seconds", "p90 TPOT objective")
+        self.capacity = pool_gauge(
+            "sloscaler_capacity_rps", "Requests per second one replica serves within the SLO"
+        )
+        self.demand = pool_gauge(
+            "sloscaler_demand_rps", "Upper forecast of the model's demand, requests per second"
+        )
+        self.reason = Gauge(
+            "sloscaler_decision_reason",
+            "1 for the reason of the pool's current decision, 0 for every other reason",
+            (*POOL_LABELS, "reason"),
+            registry=r,
+        )
+        self.model_ready = pool_gauge(
+            "sloscaler_model_ready", "1 when a learned latency model serves the pool, else 0"
+        )
+        self.model_age = pool_gauge(
+            "sloscaler_model_age_seconds", "Age of the latency model serving the pool"
+        )
+        self.model_coverage = pool_gauge(
+            "sloscaler_model_coverage_ratio",
+            "Share of observed requests under the model's predicted p90 (target 0.9)",
+        )
+        self.tick_duration = Histogram(
+            "sloscaler_tick_duration_seconds",
+            "Duration of one reconciliation of every SLOPolicy",
+            buckets=TICK_BUCKETS,
+            registry=r,
+        )
+        self.policies = Gauge("sloscaler_policies", "SLOPolicies seen by the last tick", registry=r)
+        self.errors = Counter("sloscaler_errors", "Errors by kind", ("kind",), registry=r)
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind)
+        self.leader = Gauge(
+            "sloscaler_leader", "1 while this replica holds the leader Lease", registry=r
+        )
+        self._series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def _labels(self, policy: PolicyRef, pool: str, accelerator: str, role: str) -> tuple[str, ...]:
+        labels = (policy.namespace, policy.name, pool, accelerator, role)
+        with self._lock:
+            self._series.setdefault((policy.namespace, policy.name), set()).add(labels)
+        return labels
+
+    def pool_decision(
+        self, policy: PolicyRef, spec: SLOPolicySpec, decision: PoolDecision, ready: int
+    ) -> None:
+        labels = self._labels(policy, decision.pool, decision.accelerator, decision.role)
+        self.desired.labels(*labels).set(decision.replicas)
+        self.current.labels(*labels).set(decision.current)
+        self.ready.labels(*labels).set(ready)
+        self.recommended.labels(*labels).set(decision.raw)
+        self.slo_ttft.labels(*labels).set(decision.slo_ttft_s)
+        self.slo_tpot.labels(*labels).set(decision.slo_tpot_s)
+        for gauge, value in (
+            (self.pred_ttft, decision.predicted_ttft_p90_s),
+            (self.pred_tpot, decision.predicted_tpot_p90_s),
+            (self.capacity, decision.capacity_rps),
+            (self.demand, decision.demand_rps),
+        ):
+            gauge.labels(*labels).set(math.nan if value is None else value)
+        for reason in Reason:
+            self.reason.labels(*labels, reason.value).set(1 if reason is decision.reason else 0)
+
+    def model(self, policy: PolicyRef, status: ModelStatus) -> None:
+        for p in policy.pools:
+            labels = self._labels(policy, p.pool, p.accelerator, p.role)
+            self.model_ready.labels(*labels).set(1 if status.ready else 0)
+            self.model_age.labels(*labels).set(math.nan if status.age_s is None else status.age_s)
+            self.model_coverage.labels(*labels).set(
+                math.nan if status.coverage is None else status.coverage
+            )
+
+    def forget(self, namespace: str, policy: str) -> None:
+        with self._lock:
+            series = self._series.pop((namespace, policy), set())
+        gauges = (
+            self.desired,
+            self.current,
+            self.ready,
+            self.recommended,
+            self.pred_ttft,
+            self.pred_tpot,
+            self.slo_ttft,
+            self.slo_tpot,
+            self.capacity,
+            self.demand,
+            self.model_ready,
+            self.model_age,
+            self.model_coverage,
+        )
+        for labels in series:
+            for g in gauges:
+                with contextlib.suppress(KeyError):
+                    g.remove(*labels)
+            for reason in Reason:
+                with contextlib.suppress(KeyError):
+                    self.reason.remove(*labels, reason.value)
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind).inc()
+
+    def tick(self, seconds: float, policies: int) -> None:
+        self.tick_duration.observe(seconds)
+        self.policies.set(policies)
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+
+@dataclass
+class Health:
+    """Liveness and readiness from the main loop's heartbeats (clock seconds)."""
+
+    clock: Clock
+    stale_after_s: float = 120.0
+    last_beat: float | None = None
+    ready: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def beat(self, ok: bool = True) -> None:
+        with self._lock:
+            self.last_beat = self.clock.now()
+            self.ready = self.ready or ok
+
+    def alive(self) -> bool:
+        with self._lock:
+            beat = self.last_beat
+        return beat is None or self.clock.now() - beat <= self.stale_after_s
+
+    def is_ready(self) -> bool:
+        return self.ready and self.alive()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            ok = self.server.health.alive()
+            self._send(200 if ok else 503, b"ok\n" if ok else b"main loop stalled\n")
+        elif path == "/readyz":
+            ok = self.server.health.is_ready()
+            self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+        else:
+            self._send(404, b"not found\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    registry: CollectorRegistry
+    health: Health
+
+
+class MetricsServer:
+    """Plain HTTP on its own port (``/metrics`` is scraped by Prometheus, the probes by the
+    kubelet)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, health: Health, host: str = "0.0.0.0", port: int = 8080
+    ) -> None:
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.registry = registry
+        self._httpd.health = health
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> MetricsServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
