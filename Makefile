@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers pytest prometheus clean bench-sim
+.PHONY: demo test lint typecheck layers pytest prometheus chromium clean bench-sim bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ prometheus:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	  || echo "warning: could not install prometheus; tests that need it will be skipped"; }
 
+## chromium: install Debian's chromium when missing (the bench report's headless-browser test)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian package chromium (for the report test in headless Chromium)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the report test will be skipped"; }
+
 PY_DIRS := autoscaler predictor policies simulator tests benchmarks
 
 lint: $(STAMP)
@@ -38,11 +45,15 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) prometheus
+pytest: $(STAMP) prometheus chromium
 	$(BIN)/pytest -n 2 --durations=15
 
 ## test: lint, types, layer contracts and the whole test suite
 test: lint typecheck layers pytest
+
+## bench: every policy on every bundled scenario, seeds 1,2,3 (docs/bench.md)
+bench: $(STAMP)
+	$(BIN)/sloscaler bench --seeds 1,2,3 --out bench-out
 
 bench-sim: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py

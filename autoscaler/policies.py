@@ -13,6 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from autoscaler.baseline_adapters import (
+    dynamo_throughput_controller,
+    hpa_kv_controller,
+    keda_queue_controller,
+    wva_saturation_controller,
+)
 from autoscaler.capacity import ProfileCapacityModel
 from autoscaler.latency import ProfileLatencyEstimator
 from autoscaler.sim_adapter import pool_profiles, slo_controller, slo_params
@@ -97,6 +103,10 @@ POLICIES: dict[str, PolicyFactory] = {
     "static": lambda scenario, trace: (scenario, None),
     "static-peak": static_peak,
     "slo": lambda scenario, trace: (scenario, slo_controller(scenario)),
+    "hpa-kv": lambda scenario, trace: (scenario, hpa_kv_controller(scenario)),
+    "keda-queue": lambda scenario, trace: (scenario, keda_queue_controller(scenario)),
+    "wva-saturation": lambda scenario, trace: (scenario, wva_saturation_controller(scenario)),
+    "dynamo-throughput": lambda scenario, trace: (scenario, dynamo_throughput_controller(scenario)),
 }
 
 

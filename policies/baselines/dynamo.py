@@ -21,10 +21,11 @@ Worked example (decode side): N = 3,600 requests in 180 s, OSL 250 → 5,000 out
 at ISL + OSL/2 = 1,125 the profile's best throughput under ITL 50 ms (cf_d = 1) is 2,600
 tokens/s/GPU on a 1-GPU engine → ``ceil(5,000 / 2,600) = 2`` decode engines.
 
-Aggregated engines (no P/D split) carry both loads; the planner here sizes them as the larger
-of the two answers, each computed on the same engine's profiles — an adaptation, written down in
-``docs/bench.md``. An interval without requests makes no adjustment (upstream skips NaN metrics,
-which is also why it does not scale down when idle).
+Aggregated engines (no P/D split) carry both loads; the planner here sizes them as
+``ceil(prefill need + decode need)`` in fractional engines, both from the same engine's profiles
+(time-sharing: an engine busy prefilling 40 % of the time has 60 % left to decode) — an
+adaptation, written down in ``docs/bench.md``. An interval without requests makes no
+adjustment (upstream skips NaN metrics, which is also why it does not scale down when idle).
 """
 
 from __future__ import annotations
@@ -181,16 +182,16 @@ def update_corrections(
     return replace(state, p_correction=p_cf, d_correction=d_cf, last=m)
 
 
-def plan(
+def engine_needs(
     m: IntervalMetrics | None,
     decode_engines: int,
     prefill: PrefillProfile,
     decode: DecodeProfile,
     cfg: DynamoConfig,
     state: DynamoState,
-) -> tuple[DynamoPlan | None, DynamoState]:
-    """One adjustment: prefill and decode engine counts, or ``None`` (no change) when the last
-    interval had no usable metrics."""
+) -> tuple[tuple[float, float] | None, DynamoState]:
+    """Fractional prefill and decode engines the next interval needs (before ``ceil``), or
+    ``None`` when the last interval had no usable metrics."""
     if not _usable(m):
         return None, state
     assert m is not None
@@ -199,19 +200,35 @@ def plan(
     assert nxt is not None
     dt = cfg.interval_s
     prefill_tps = nxt.num_req * nxt.isl / dt * min(1.0, state.p_correction)
-    n_p = math.ceil(prefill_tps / prefill.throughput_per_gpu(nxt.isl) / cfg.prefill_gpus)
+    p_need = prefill_tps / prefill.throughput_per_gpu(nxt.isl) / cfg.prefill_gpus
     corrected_itl = cfg.itl_s / state.d_correction if state.d_correction > 0 else cfg.itl_s
     decode_thpt = decode.best_throughput_per_gpu(corrected_itl, nxt.isl + nxt.osl / 2)
-    n_d = math.ceil(nxt.num_req * nxt.osl / dt / decode_thpt / cfg.decode_gpus)
-    n_p = max(n_p, cfg.min_endpoint)
-    n_d = max(n_d, cfg.min_endpoint)
+    d_need = nxt.num_req * nxt.osl / dt / decode_thpt / cfg.decode_gpus
+    return (p_need, d_need), state
+
+
+def plan(
+    m: IntervalMetrics | None,
+    decode_engines: int,
+    prefill: PrefillProfile,
+    decode: DecodeProfile,
+    cfg: DynamoConfig,
+    state: DynamoState,
+) -> tuple[DynamoPlan | None, DynamoState]:
+    """One adjustment of a P/D deployment: prefill and decode engine counts, or ``None`` (no
+    change) when the last interval had no usable metrics."""
+    needs, state = engine_needs(m, decode_engines, prefill, decode, cfg, state)
+    if needs is None or state.last is None:
+        return None, state
+    n_p = max(math.ceil(needs[0]), cfg.min_endpoint)
+    n_d = max(math.ceil(needs[1]), cfg.min_endpoint)
     budget = cfg.max_gpu_budget
     total = n_p * cfg.prefill_gpus + n_d * cfg.decode_gpus
     if budget is not None and total > budget:
         scale = budget / total
         n_p = max(cfg.min_endpoint, round(n_p * scale))
         n_d = max(cfg.min_endpoint, round((budget - n_p * cfg.prefill_gpus) / cfg.decode_gpus))
-    return DynamoPlan(n_p, n_d, nxt, state.p_correction, state.d_correction), state
+    return DynamoPlan(n_p, n_d, state.last, state.p_correction, state.d_correction), state
 
 
 def plan_aggregated(
@@ -222,13 +239,13 @@ def plan_aggregated(
     cfg: DynamoConfig,
     state: DynamoState,
 ) -> tuple[int | None, DynamoState]:
-    """Aggregated engines: the larger of the prefill and the decode sizing of the same engine
-    (``cfg.prefill_gpus`` = ``cfg.decode_gpus`` = GPUs per engine)."""
-    unbounded = replace(cfg, max_gpu_budget=None)
-    out, state = plan(m, engines, prefill, decode, unbounded, state)
-    if out is None:
+    """Aggregated engines: ``ceil(prefill need + decode need)``, both measured on the same
+    engine's profiles (``cfg.prefill_gpus`` = ``cfg.decode_gpus`` = GPUs per engine): an engine
+    that prefills 40 % of the time has 60 % left to decode."""
+    needs, state = engine_needs(m, engines, prefill, decode, cfg, state)
+    if needs is None:
         return None, state
-    n = max(out.prefill, out.decode)
+    n = max(cfg.min_endpoint, math.ceil(needs[0] + needs[1] - 1e-9))
     if cfg.max_gpu_budget is not None:
         n = max(cfg.min_endpoint, min(n, cfg.max_gpu_budget // cfg.decode_gpus))
     return n, state
