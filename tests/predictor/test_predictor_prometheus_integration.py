@@ -16,6 +16,7 @@ real pods; and client errors map to temporary vs permanent.
 from __future__ import annotations
 
 import math
+import os
 import select
 import shutil
 import socket
@@ -219,21 +220,25 @@ def _free_port() -> int:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> None:
-    """Block on Prometheus's log until it says it is ready (no sleeping)."""
+    """Block on Prometheus's log until it says it is ready (no sleeping).
+
+    Reads the pipe's file descriptor directly: a buffered ``readline`` would pull several log
+    lines into Python's buffer, where ``select`` cannot see them, and miss the ready line.
+    """
     assert proc.stderr is not None
+    fd = proc.stderr.fileno()
     log = b""
-    deadline_reads = int(limit_s / 0.5)
-    for _ in range(deadline_reads):
-        readable, _, _ = select.select([proc.stderr], [], [], 0.5)
+    for _ in range(int(limit_s / 0.5)):
+        readable, _, _ = select.select([fd], [], [], 0.5)
         if not readable:
             if proc.poll() is not None:
                 break
             continue
-        chunk = proc.stderr.readline()
-        if not chunk and proc.poll() is not None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
         log += chunk
-        if b"Server is ready to receive web requests" in chunk:
+        if b"Server is ready to receive web requests" in log:
             return
     raise RuntimeError(f"prometheus did not become ready:\n{log.decode(errors='replace')}")
 
