@@ -157,6 +157,87 @@ def _hold(
     )
 
 
+def _share(
+    demand: float, cap_rps: float, replicas: int, total_cap: float, config: PolicyConfig
+) -> float:
+    """The part of ``demand`` this pool's recommended replicas are sized to carry."""
+    if total_cap <= 0:
+        return 0.0
+    return demand * cap_rps * (1 - config.headroom) * replicas / total_cap
+
+
+def _pool_decision(
+    p: PoolSnapshot,
+    *,
+    raw: int,
+    mix_reason: Reason,
+    prev: PoolState | None,
+    model: ModelSnapshot,
+    demand: float,
+    share: float,
+    cap: Capacity,
+    mix: DemandMix,
+    slo: SLOTarget,
+    gpus_left: int | None,
+    snapshot: ClusterSnapshot,
+    config: PolicyConfig,
+    now: float,
+) -> tuple[PoolDecision, PoolState]:
+    """Normalize one pool's recommendation and describe the outcome."""
+    if prev is None:
+        # a pool seen for the first time: its current size counts as a recommendation, so a
+        # restarted controller does not scale down before a stabilization window has passed
+        prev = PoolState(history=((now - config.tick_s, p.replicas),))
+    idle = (
+        model.arrival_rps is not None
+        and model.arrival_rps <= 0
+        and model.queued == 0
+        and (p.load is None or p.load.running == 0)
+    )
+    idle_since = (prev.idle_since if prev.idle_since is not None else now) if idle else None
+    x = StageInput(
+        now=now,
+        current=p.replicas,
+        gpus_per_replica=p.gpus_per_replica,
+        gpus_available=gpus_left,
+        limits=config.limits.get(p.name, PoolLimits()),
+        config=config,
+        state=replace(prev, idle_since=idle_since),
+        idle=idle,
+        queued=model.queued,
+    )
+    replicas, stages = normalize(raw, x)
+    changed = [s for s in stages if s.reason is not Reason.Unchanged]
+    if changed:
+        reason, message = changed[-1].reason, changed[-1].message
+    else:
+        reason = mix_reason
+        message = f"demand {demand:.2f} rps / {cap.rps:.2f} rps per replica at SLO"
+    ttft = tpot = None
+    if replicas:
+        ttft, tpot = snapshot.capacity.predict(p, mix, share / replicas)
+    decision = PoolDecision(
+        pool=p.name,
+        model=p.model,
+        role=p.role,
+        accelerator=p.accelerator,
+        current=p.replicas,
+        raw=raw,
+        replicas=replicas,
+        reason=reason,
+        message=message,
+        demand_rps=demand,
+        capacity_rps=cap.rps,
+        capacity_source=cap.source,
+        predicted_ttft_p90_s=ttft,
+        predicted_tpot_p90_s=tpot,
+        slo_ttft_s=slo.ttft_s,
+        slo_tpot_s=slo.tpot_s,
+        stages=stages,
+    )
+    return decision, PoolState(history=_remember(prev, now, raw, config), idle_since=idle_since)
+
+
 def decide(
     snapshot: ClusterSnapshot, state: PolicyState, config: PolicyConfig, now: float
 ) -> tuple[Decision, PolicyState, Diagnostics]:
@@ -214,7 +295,6 @@ def decide(
             budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s)
             budgets[model_name] = budget
             caps = {name: replace(c, rps=c.rps * budget.scale) for name, c in caps.items()}
-        idle = ms.arrival_rps <= 0 and ms.queued == 0
         served_now = math.inf
         model_weights: dict[str, float] = {}
         for group in _groups(pools):
@@ -227,77 +307,27 @@ def decide(
             total_cap = sum(choice[v.pool] * v.capacity_rps for v in variants)
             group_ready_cap = 0.0
             for p in group:
-                lim = config.limits.get(p.name, PoolLimits())
-                # a pool seen for the first time: its current size counts as a recommendation,
-                # so a restarted controller does not scale down before a window has passed
-                prev = pool_states.get(p.name) or PoolState(
-                    history=((now - config.tick_s, p.replicas),)
-                )
-                pool_idle = idle and (p.load is None or p.load.running == 0)
-                idle_since = (
-                    (prev.idle_since if prev.idle_since is not None else now) if pool_idle else None
-                )
-                left = _inventory_left(config, claimed).get(p.accelerator)
-                x = StageInput(
-                    now=now,
-                    current=p.replicas,
-                    gpus_per_replica=p.gpus_per_replica,
-                    gpus_available=left,
-                    limits=lim,
+                decision, pool_states[p.name] = _pool_decision(
+                    p,
+                    raw=choice[p.name],
+                    mix_reason=mix_reason,
+                    prev=pool_states.get(p.name),
+                    model=ms,
+                    demand=demand,
+                    share=_share(demand, caps[p.name].rps, choice[p.name], total_cap, config),
+                    cap=caps[p.name],
+                    mix=mix,
+                    slo=slo,
+                    gpus_left=_inventory_left(config, claimed).get(p.accelerator),
+                    snapshot=snapshot,
                     config=config,
-                    state=replace(prev, idle_since=idle_since),
-                    idle=pool_idle,
-                    queued=ms.queued,
+                    now=now,
                 )
-                raw = choice[p.name]
-                replicas, stages = normalize(raw, x)
-                changed = [s for s in stages if s.reason is not Reason.Unchanged]
-                reason = changed[-1].reason if changed else mix_reason
-                message = (
-                    changed[-1].message
-                    if changed
-                    else (
-                        f"demand {demand:.2f} rps / {caps[p.name].rps:.2f} rps per replica at SLO"
-                    )
-                )
+                decisions.append(decision)
                 claimed[p.accelerator] = (
-                    claimed.get(p.accelerator, 0) + replicas * p.gpus_per_replica
-                )
-                pool_states[p.name] = PoolState(
-                    history=_remember(prev, now, raw, config),
-                    idle_since=idle_since,
+                    claimed.get(p.accelerator, 0) + decision.replicas * p.gpus_per_replica
                 )
                 cap = caps[p.name]
-                share = (
-                    demand * cap.rps * (1 - config.headroom) / total_cap
-                    if total_cap > 0 and replicas > 0
-                    else 0.0
-                )
-                per_replica = share * choice[p.name] / replicas if replicas else 0.0
-                ttft, tpot = (
-                    snapshot.capacity.predict(p, mix, per_replica) if replicas else (None, None)
-                )
-                decisions.append(
-                    PoolDecision(
-                        pool=p.name,
-                        model=p.model,
-                        role=p.role,
-                        accelerator=p.accelerator,
-                        current=p.replicas,
-                        raw=raw,
-                        replicas=replicas,
-                        reason=reason,
-                        message=message,
-                        demand_rps=demand,
-                        capacity_rps=cap.rps,
-                        capacity_source=cap.source,
-                        predicted_ttft_p90_s=ttft,
-                        predicted_tpot_p90_s=tpot,
-                        slo_ttft_s=slo.ttft_s,
-                        slo_tpot_s=slo.tpot_s,
-                        stages=stages,
-                    )
-                )
                 group_ready_cap += p.ready * cap.rps
                 if group[0].role in ("aggregated", "expert-parallel"):
                     model_weights[p.name] = p.ready * cap.rps

@@ -30,6 +30,5 @@ class Reason(StrEnum):
     ScaleToZero = "ScaleToZero"  # idle for the configured time: scale to zero
     WakeUp = "WakeUp"  # requests queued at the gateway for a pool at zero
     # model-level
-    PDRatio = "PDRatio"  # adjusted to keep prefill:decode consistent
     VariantMix = "VariantMix"  # chosen by the cost-optimal variant mix
     MixHysteresis = "MixHysteresis"  # previous mix kept: new one not enough cheaper
