@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers pytest prometheus chromium clean bench-sim bench
+.PHONY: demo test lint typecheck layers pytest system-deps clean bench-sim bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,19 +19,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sloscaler simulate --scenario azure-conv-h100 --report report.html --json demo-summary.json
 
-## prometheus: install Debian's prometheus (server + promtool) when missing
-prometheus:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing Debian package prometheus (for promtool and the real-Prometheus tests)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
-	  || echo "warning: could not install prometheus; tests that need it will be skipped"; }
-
-## chromium: install Debian's chromium when missing (the bench report's headless-browser test)
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian package chromium (for the report test in headless Chromium)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
-	  || echo "warning: could not install chromium; the report test will be skipped"; }
+## system-deps: Debian packages the tests use, installed when missing: prometheus (server and
+## promtool, the real-Prometheus tests), chromium (the report test in headless Chromium),
+## kubectl (rendering the Kustomize overlays)
+DEBIAN_TOOLS := promtool:prometheus chromium:chromium kubectl:kubectl
+system-deps:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null) \
+	  || echo "warning: could not install$$missing; the tests that need them will be skipped"; fi
 
 PY_DIRS := autoscaler predictor policies simulator tests benchmarks
 
@@ -45,7 +43,7 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) prometheus chromium
+pytest: $(STAMP) system-deps
 	$(BIN)/pytest -n 2 --durations=15
 
 ## test: lint, types, layer contracts and the whole test suite
