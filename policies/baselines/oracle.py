@@ -16,8 +16,10 @@ Example: 60 s windows with 300, 900 and 120 arrivals, 4 rps per 4-GPU replica, m
 rates 5, 15, 2 rps → 2, 4, 1 replicas → (2 + 4 + 1) · 4 GPUs · 60 s / 3600 = 0.47 GPU-hours.
 
 It is a floor in the engine model's own terms: a real controller cannot resize within a window
-nor see the future, and it pays start-up; both push real GPU-hours above it. Windows whose
-demand no allowed cover meets are counted (``unmet_windows``) and sized at the limit.
+nor see the future, and it pays start-up; both push real GPU-hours above it. (The bench
+calibrates ``capacity_rps`` by replaying the schedule in the simulator: ``docs/bench.md``.)
+Windows whose demand no allowed cover meets are counted (``unmet_windows``) and sized at the
+limit.
 """
 
 from __future__ import annotations
