@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from autoscaler.baseline_adapters import replica_floor
 from autoscaler.capacity import SAMPLE_SIZE, LengthSample, capacity_at_slo
@@ -130,9 +131,11 @@ def plan_tasks(
     tasks = []
     for name in scenarios:
         sc = load_scenario(name)
-        chosen = list(policies) if policies is not None else list(DEFAULT_POLICIES)
+        pools = {p.name for p in sc.pools}
         if policies is None:
-            chosen += [f"slo@{p}" for p in melange_pools(sc)]
+            chosen = [*DEFAULT_POLICIES, *(f"slo@{p}" for p in melange_pools(sc))]
+        else:  # a policy restricted to a pool runs where that pool exists
+            chosen = [p for p in policies if "@" not in p or p.partition("@")[2] in pools]
         chosen.append(ORACLE)
         tasks += [Task(name, pol, seed, duration_s) for pol in chosen for seed in seeds]
     return sorted(tasks, key=lambda t: -t.weight)
@@ -724,6 +727,28 @@ def _grid_values(times: Sequence[float], values: Sequence[Any], grid: np.ndarray
     return np.where(grid <= t[-1] + 1e-9, out, np.nan)
 
 
+def policy_sort_key(name: str) -> tuple[int, str]:
+    """Baselines in their canonical order, then ``slo``, its ``slo@pool`` runs, the oracle."""
+    if name == ORACLE:
+        return (len(DEFAULT_POLICIES) + 2, name)
+    if name in DEFAULT_POLICIES:
+        return (DEFAULT_POLICIES.index(name), name)
+    return (len(DEFAULT_POLICIES), name)
+
+
+_PALETTE = (*qualitative.D3, *qualitative.Dark24)
+_POOL_DASH = ("solid", "dot", "dashdot", "longdash")
+
+
+def policy_color(name: str) -> str:
+    """One colour per policy across every figure of the report; the oracle dark grey."""
+    if name == ORACLE:
+        return "#2c3e50"
+    key = policy_sort_key(name)
+    index = key[0] if name in DEFAULT_POLICIES else len(DEFAULT_POLICIES) + sum(map(ord, name)) % 8
+    return str(_PALETTE[index % len(_PALETTE)])
+
+
 def _replicas_html(runs: Mapping[str, dict[str, Any]], div_id: str) -> str:
     """Replicas per pool over time for each policy (one seed) and the oracle, against demand."""
     real = [r for p, r in runs.items() if p != ORACLE]
@@ -740,9 +765,15 @@ def _replicas_html(runs: Mapping[str, dict[str, Any]], div_id: str) -> str:
     first = real[0]["series"]
     demand = _grid_values(first["t"], first["demand_rps"], grid)
     fig = replicas_figure(grid, series, None, demand)
+    pools = sorted({pool for r in runs.values() for pool in r["series"]["replicas"]})
     for trace in fig.data:
-        if str(trace.name).startswith(f"{ORACLE} ·"):
-            trace.line.dash = "dash"
+        policy, _, rest = str(trace.name).partition(" · ")
+        if not rest:
+            continue  # the demand line
+        pool = rest.removesuffix(" replicas")
+        trace.line.color = policy_color(policy)
+        trace.line.dash = "dash" if policy == ORACLE else _POOL_DASH[pools.index(pool) % 4]
+        trace.legendgroup = policy
     return figure_html(fig, div_id)
 
 
@@ -767,6 +798,7 @@ def _latency_html(runs: Mapping[str, dict[str, Any]], slo: Mapping[str, float], 
         if str(tr.name).endswith("p90"):
             tr.name = f"{first_policy} {tr.name}"
             tr.legendgroup = first_policy
+            tr.line.color = tr.marker.color = policy_color(first_policy)
     x_scale = 60.0 if max(first["t"]) - min(first["t"]) > 600 else 1.0
     if max(first["t"]) - min(first["t"]) > 6 * 3600:
         x_scale = 3600.0
@@ -783,7 +815,8 @@ def _latency_html(runs: Mapping[str, dict[str, Any]], slo: Mapping[str, float], 
                     name=f"{policy} {label} p90",
                     legendgroup=policy,
                     mode="lines+markers",
-                    marker={"size": 3},
+                    line={"color": policy_color(policy)},
+                    marker={"size": 3, "color": policy_color(policy)},
                 ),
                 row=row,
                 col=1,
@@ -810,7 +843,7 @@ def _scatter_html(
         if s["scenario"] == scenario:
             by_policy.setdefault(s["policy"], []).append(s)
     oracle = by_policy.pop(ORACLE, [])
-    for policy, runs in sorted(by_policy.items()):
+    for policy, runs in sorted(by_policy.items(), key=lambda kv: policy_sort_key(kv[0])):
         fig.add_trace(
             go.Scatter(
                 x=[s["gpu_hours"] for s in runs],
@@ -818,7 +851,11 @@ def _scatter_html(
                 mode="markers",
                 name=policy,
                 text=[f"seed {s['seed']}" for s in runs],
-                marker={"size": 10, "symbol": "star" if policy == "slo" else "circle"},
+                marker={
+                    "size": 12 if policy == "slo" else 9,
+                    "symbol": "star" if policy.startswith("slo") else "circle",
+                    "color": policy_color(policy),
+                },
             )
         )
     xs = [s["gpu_hours"] for runs in by_policy.values() for s in runs]
@@ -880,7 +917,7 @@ def _rows_table(rows: Sequence[PolicyRow]) -> str:
                 _fmt(r.cost),
                 _fmt(r.oracle_ratio),
             )
-            for r in sorted(rows, key=lambda r: (r.policy == ORACLE, r.policy))
+            for r in sorted(rows, key=lambda r: policy_sort_key(r.policy))
         ],
     )
 
@@ -963,7 +1000,7 @@ def render_bench_report(
         first_seed = min(r["summary"]["seed"] for r in mine)
         runs = {
             r["summary"]["policy"]: r
-            for r in sorted(mine, key=lambda r: r["summary"]["policy"])
+            for r in sorted(mine, key=lambda r: policy_sort_key(r["summary"]["policy"]))
             if r["summary"]["seed"] == first_seed
         }
         slo_spec = next(
@@ -999,9 +1036,8 @@ def validate_policies(policies: Sequence[str], scenarios: Sequence[str]) -> None
         if name != ORACLE and base not in POLICIES:
             choices = ", ".join([*POLICIES, "<policy>@<pool>"])
             raise ValueError(f"--policies: unknown policy {name!r}; choose from {choices}")
-        if pool:
-            for sc in scenarios:
-                restrict(load_scenario(sc), pool)
+        if pool and not any(pool in {p.name for p in load_scenario(sc).pools} for sc in scenarios):
+            raise ValueError(f"--policies: {name}: no scenario has a pool {pool!r}")
 
 
 def bench_meta(
