@@ -276,7 +276,7 @@ def oracle_schedule(
     return OracleSchedule(replicas, gpu_h, cost, cost_floor, unmet)
 
 
-_CALIBRATED: dict[tuple[str, int], float] = {}  # (scenario, requests) → scale, per process
+_CALIBRATED: dict[tuple[str, tuple[str, ...], int], float] = {}  # per process
 SCALE_STEP = 1.25  # bracketing step of the capacity scale
 SCALE_TOLERANCE = 1.12  # stop bisecting when hi / lo is below this
 
@@ -347,7 +347,7 @@ def oracle_run(scenario: Scenario, trace: Trace, seed: int) -> dict[str, Any]:
     def attainment_at(c: float) -> float:
         return float(replay(c)["slo_attainment"] or 0.0)
 
-    memo = (scenario.name, len(trace.requests))
+    memo = (scenario.name, tuple(p.name for p in scenario.pools), len(trace.requests))
     profiled = oracle_schedule(scenario, trace, caps, 1.0)
     tried: dict[float, float] = {}
     if memo in _CALIBRATED:
@@ -736,17 +736,27 @@ def policy_sort_key(name: str) -> tuple[int, str]:
     return (len(DEFAULT_POLICIES), name)
 
 
-_PALETTE = (*qualitative.D3, *qualitative.Dark24)
+_COLORS = {
+    "static-peak": "#7f7f7f",
+    "hpa-kv": "#ff7f0e",
+    "keda-queue": "#2ca02c",
+    "wva-saturation": "#9467bd",
+    "dynamo-throughput": "#17becf",
+    "slo": "#1f4e9c",
+    ORACLE: "#2c3e50",
+}
+_VARIANT_COLORS = ("#6baed6", "#9ecae1", "#3182bd", "#c6dbef")  # slo@pool: lighter blues
 _POOL_DASH = ("solid", "dot", "dashdot", "longdash")
 
 
 def policy_color(name: str) -> str:
-    """One colour per policy across every figure of the report; the oracle dark grey."""
-    if name == ORACLE:
-        return "#2c3e50"
-    key = policy_sort_key(name)
-    index = key[0] if name in DEFAULT_POLICIES else len(DEFAULT_POLICIES) + sum(map(ord, name)) % 8
-    return str(_PALETTE[index % len(_PALETTE)])
+    """One colour per policy across every figure of the report (``slo`` dark blue, its
+    single-pool runs lighter blues, the oracle dark grey)."""
+    if name in _COLORS:
+        return _COLORS[name]
+    if name.startswith("slo@"):
+        return _VARIANT_COLORS[sum(map(ord, name)) % len(_VARIANT_COLORS)]
+    return str(qualitative.Dark24[sum(map(ord, name)) % len(qualitative.Dark24)])
 
 
 def _replicas_html(runs: Mapping[str, dict[str, Any]], div_id: str) -> str:

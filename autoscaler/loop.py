@@ -23,6 +23,7 @@ from policies.types import (
     ModelSnapshot,
     PolicyConfig,
     PolicyState,
+    PoolDecision,
     PoolSnapshot,
     Role,
 )
@@ -41,6 +42,28 @@ class PoolInfo:
     replicas: int
     ready: int
     startup_s: float
+
+
+def decision_fields(d: PoolDecision) -> dict[str, object]:
+    """The fields of one pool's ``decision`` log line (shared by every loop that logs one)."""
+    return {
+        "pool": d.pool,
+        "model": d.model,
+        "role": d.role,
+        "accelerator": d.accelerator,
+        "current": d.current,
+        "raw": d.raw,
+        "replicas": d.replicas,
+        "reason": d.reason.value,
+        "message": d.message,
+        "demand_rps": None if d.demand_rps is None else round(d.demand_rps, 3),
+        "capacity_rps": None if d.capacity_rps is None else round(d.capacity_rps, 3),
+        "capacity_source": d.capacity_source,
+        "predicted_ttft_p90_s": d.predicted_ttft_p90_s,
+        "predicted_tpot_p90_s": d.predicted_tpot_p90_s,
+        "slo_ttft_s": d.slo_ttft_s,
+        "slo_tpot_s": d.slo_tpot_s,
+    }
 
 
 @dataclass
@@ -82,24 +105,5 @@ class ControlLoop:
         decision, self.state, _diag = decide(snapshot, self.state, self.config, now)
         self.history.append((now, decision))
         for d in decision.pools:
-            self.log.info(
-                "decision",
-                t=round(now, 3),
-                pool=d.pool,
-                model=d.model,
-                role=d.role,
-                accelerator=d.accelerator,
-                current=d.current,
-                raw=d.raw,
-                replicas=d.replicas,
-                reason=d.reason.value,
-                message=d.message,
-                demand_rps=None if d.demand_rps is None else round(d.demand_rps, 3),
-                capacity_rps=None if d.capacity_rps is None else round(d.capacity_rps, 3),
-                capacity_source=d.capacity_source,
-                predicted_ttft_p90_s=d.predicted_ttft_p90_s,
-                predicted_tpot_p90_s=d.predicted_tpot_p90_s,
-                slo_ttft_s=d.slo_ttft_s,
-                slo_tpot_s=d.slo_tpot_s,
-            )
+            self.log.info("decision", t=round(now, 3), **decision_fields(d))
         return decision

@@ -64,6 +64,7 @@ from autoscaler.k8s.sources import (
 )
 from autoscaler.k8s.timestamps import rfc3339
 from autoscaler.logging import get_logger
+from autoscaler.loop import decision_fields
 from policies.decide import decide
 from policies.reasons import Reason
 from policies.types import (
@@ -463,21 +464,9 @@ class Controller:
             t=round(now, 3),
             namespace=ref.namespace,
             policy=ref.name,
-            pool=d.pool,
-            model=d.model,
-            role=d.role,
-            accelerator=d.accelerator,
             mode=mode,
-            current=d.current,
             ready=target.ready,
-            raw=d.raw,
-            replicas=d.replicas,
-            reason=d.reason.value,
-            message=d.message,
-            demand_rps=None if d.demand_rps is None else round(d.demand_rps, 3),
-            capacity_rps=None if d.capacity_rps is None else round(d.capacity_rps, 3),
-            predicted_ttft_p90_s=d.predicted_ttft_p90_s,
-            predicted_tpot_p90_s=d.predicted_tpot_p90_s,
+            **decision_fields(d),
         )
 
     # --- actuation ------------------------------------------------------------------------------
