@@ -583,7 +583,8 @@ def acceptance(rows: Sequence[PolicyRow], target: Mapping[str, float]) -> list[d
             if name in ("slo", ORACLE) or "@" in name or r.gpu_hours is None:
                 continue
             if r.attainment is not None and r.attainment >= goal:
-                (beaten if slo.gpu_hours < r.gpu_hours else lost).append(name)
+                wins = slo.attainment >= goal and slo.gpu_hours < r.gpu_hours
+                (beaten if wins else lost).append(name)
             elif r.gpu_hours < slo.gpu_hours and (r.attainment or 0) >= slo.attainment:
                 lost.append(name)
         check: dict[str, Any] = {

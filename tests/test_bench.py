@@ -171,6 +171,11 @@ def test_acceptance_checks() -> None:
     assert check["oracle_ratio_ok"]
     assert check["melange"]["best_single"] == "slo@a"
     assert check["melange"]["saving"] == pytest.approx(0.5)
+    # slo below target: fewer GPU-hours than a baseline at target is no win
+    missed = [PolicyRow("s", "slo", 0.97, 0.97, 1.0, 1.0, 1.0, 1), row("static-peak", 0.999, 3.0)]
+    (check,) = acceptance(missed, {"s": 0.99})
+    assert not check["slo_meets_target"]
+    assert (check["beats_baselines_at_target"], check["does_not_beat"]) == ([], ["static-peak"])
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (make chromium)")
