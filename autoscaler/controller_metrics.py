@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from autoscaler.background_server import BackgroundServer
 from autoscaler.clock import Clock
 from autoscaler.crd import SLOPolicySpec
 from autoscaler.k8s.controller import ControllerMetricsSink
@@ -246,7 +247,7 @@ class _Server(ThreadingHTTPServer):
     health: Health
 
 
-class MetricsServer:
+class MetricsServer(BackgroundServer):
     """Plain HTTP on its own port (``/metrics`` is scraped by Prometheus, the probes by the
     kubelet)."""
 
@@ -256,21 +257,4 @@ class MetricsServer:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.registry = registry
         self._httpd.health = health
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> MetricsServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().__init__()

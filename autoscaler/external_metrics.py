@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from autoscaler.background_server import BackgroundServer
 from autoscaler.clock import Clock
 from autoscaler.k8s.selectors import SelectorError, parse_selector
 from autoscaler.k8s.timestamps import rfc3339
@@ -253,7 +254,7 @@ def tls_context(files: TLSFiles) -> ssl.SSLContext:
     return ctx
 
 
-class ExternalMetricsServer:
+class ExternalMetricsServer(BackgroundServer):
     """The HTTPS server; ``start`` serves from a background thread."""
 
     def __init__(
@@ -273,21 +274,4 @@ class ExternalMetricsServer:
         self._httpd.socket = ctx.wrap_socket(
             self._httpd.socket, server_side=True, do_handshake_on_connect=False
         )
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> ExternalMetricsServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().__init__()
