@@ -16,11 +16,7 @@ real pods; and client errors map to temporary vs permanent.
 from __future__ import annotations
 
 import math
-import os
-import select
-import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +50,14 @@ from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource
 from simulator.metrics.vllm import MetricsSnapshot
 from simulator.runner import run_scenario
 from simulator.scenario import Scenario
+from tests.prometheus_harness import (
+    backfill,
+    free_port,
+    requires_prometheus,
+    running_prometheus,
+)
 
-pytestmark = [
-    pytest.mark.prometheus,
-    pytest.mark.skipif(
-        shutil.which("prometheus") is None or shutil.which("promtool") is None,
-        reason="needs the prometheus and promtool binaries (Debian package prometheus)",
-    ),
-]
+pytestmark = requires_prometheus
 
 T0 = 1_700_000_000.0  # recorded sample times are seconds from 0; shift them to a real epoch
 SCRAPE_S = 15.0
@@ -204,71 +200,14 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
 
         run_scenario(_scenario(), sample_hooks=((SCRAPE_S, hook),))
     data = root / "data"
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(path), str(data)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    backfill(path, data)
     return Recording(snapshots=snapshots, data_dir=data)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> None:
-    """Block on Prometheus's log until it says it is ready (no sleeping).
-
-    Reads the pipe's file descriptor directly: a buffered ``readline`` would pull several log
-    lines into Python's buffer, where ``select`` cannot see them, and miss the ready line.
-    """
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    log = b""
-    for _ in range(int(limit_s / 0.5)):
-        readable, _, _ = select.select([fd], [], [], 0.5)
-        if not readable:
-            if proc.poll() is not None:
-                break
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        log += chunk
-        if b"Server is ready to receive web requests" in log:
-            return
-    raise RuntimeError(f"prometheus did not become ready:\n{log.decode(errors='replace')}")
 
 
 @pytest.fixture(scope="module")
 def prometheus_url(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = tmp_path_factory.mktemp("prom-config") / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--storage.tsdb.path={recording.data_dir}",
-            "--storage.tsdb.retention.time=100y",  # the recording is dated 2023
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--config.file={config}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_ready(proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_prometheus(recording.data_dir, tmp_path_factory.mktemp("prom-config")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +373,7 @@ def test_client_errors_become_temporary_or_permanent(prometheus_url: str) -> Non
     assert "HTTP 400" in str(rejected.value)
     assert not rejected.value.retryable
 
-    unreachable = PrometheusWindowSource(connect(f"http://127.0.0.1:{_free_port()}", retries=0))
+    unreachable = PrometheusWindowSource(connect(f"http://127.0.0.1:{free_port()}", retries=0))
     with pytest.raises(TemporaryPrometheusError) as refused:
         unreachable.fetch(FIRST_END, LAST_END)
     assert refused.value.retryable
