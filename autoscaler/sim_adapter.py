@@ -32,6 +32,9 @@ class SLOPolicyParams(BaseModel):
     scale_up_window_s: float = Field(0.0, ge=0, description="scale-up stabilization, s")
     scale_down_window_s: float = Field(300.0, ge=0, description="scale-down stabilization, s")
     idle_before_zero_s: float = Field(600.0, ge=0, description="idleness proof before zero, s")
+    mix_half_life_s: float = Field(
+        120.0, ge=0, description="half-life of the demand-shape smoothing (lengths, prefix hits), s"
+    )
     metrics_window_s: float = Field(60.0, gt=0, description="window for rates and quantiles, s")
     learn: bool = Field(True, description="correct profile capacity with observed latency")
     learn_from_attainment: bool = Field(
@@ -82,6 +85,7 @@ def policy_config(scenario: Scenario, params: SLOPolicyParams) -> PolicyConfig:
         forecast_quantile=params.forecast_quantile,
         scale_up_window_s=params.scale_up_window_s,
         scale_down_window_s=params.scale_down_window_s,
+        mix_half_life_s=params.mix_half_life_s,
         idle_before_zero_s=params.idle_before_zero_s,
         gpu_inventory=dict(scenario.inventory),
         learn_from_attainment=params.learn_from_attainment,

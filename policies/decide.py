@@ -67,6 +67,26 @@ def demand_mix(
     return DemandMix(isl / weight, osl / weight, hit / hit_weight if hit_weight else 0.0)
 
 
+def smooth_mix(
+    previous: DemandMix | None, observed: DemandMix, dt: float, half_life_s: float
+) -> DemandMix:
+    """Exponentially weighted demand shape: ``α = 1 − 2^(−dt / half_life)`` of the new window.
+
+    Capacity is steep in the shape (a prefix-hit ratio that drops while new replicas warm their
+    caches halves a prefill pool's capacity), and a recommendation driven by one noisy window is
+    then held for the whole scale-down stabilization window. Example: half-life 120 s, tick 15 s
+    → α = 0.083; a hit ratio of 0.50 and a window reading 0.20 → 0.475.
+    """
+    if previous is None or half_life_s <= 0:
+        return observed
+    a = 1.0 - 2.0 ** (-dt / half_life_s)
+    return DemandMix(
+        previous.input_tokens + a * (observed.input_tokens - previous.input_tokens),
+        previous.output_tokens + a * (observed.output_tokens - previous.output_tokens),
+        previous.prefix_hit_ratio + a * (observed.prefix_hit_ratio - previous.prefix_hit_ratio),
+    )
+
+
 def _groups(pools: Sequence[PoolSnapshot]) -> list[list[PoolSnapshot]]:
     """Variants that share demand: P/D sides, or the aggregated/EP serving pools."""
     prefill = [p for p in pools if p.role == "prefill"]
@@ -276,7 +296,8 @@ def decide(
             continue
         prev_fc = forecasts.get(model_name)
         fc: ForecastState
-        if prev_fc is not None and now <= prev_fc.last_t:
+        replayed = prev_fc is not None and now <= prev_fc.last_t
+        if prev_fc is not None and replayed:
             fc = prev_fc  # a replayed tick: do not fold the observation in twice
         else:
             fc = update_forecast(prev_fc, ms.arrival_rps, now)
@@ -285,7 +306,12 @@ def decide(
         demand = upper_forecast(fc, horizon, config.tick_s, config.forecast_quantile)
         demand += ms.queued / max(horizon, config.tick_s)  # drain what waits at the gateway
         forecast_out[model_name] = demand
-        mix = demand_mix(pools, mixes.get(model_name), config.default_mix)
+        prev_mix = mixes.get(model_name)
+        if prev_mix is not None and replayed:
+            mix = prev_mix
+        else:
+            seen = demand_mix(pools, prev_mix, config.default_mix)
+            mix = smooth_mix(prev_mix, seen, config.tick_s, config.mix_half_life_s)
         mixes[model_name] = mix
         caps = {p.name: snapshot.capacity.capacity(p, mix, slo) for p in pools}
         if config.learn_from_attainment:

@@ -129,6 +129,7 @@ class PolicyConfig:
     gpu_inventory: Mapping[str, int] = field(default_factory=dict)  # accelerator → GPUs
     mix_hysteresis: float = 0.05  # a new variant mix must be ≥ 5 % cheaper to replace the old
     default_mix: DemandMix = DemandMix(1024.0, 256.0, 0.0)
+    mix_half_life_s: float = 120.0  # smoothing of the observed demand shape (0: none)
     learn_from_attainment: bool = True  # scale capacity by observed vs target attainment
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from policies.budget import update_budget
+from policies.decide import smooth_mix
 from policies.forecast import update_forecast, upper_forecast
 from policies.normalize import StageInput, normalize
 from policies.reasons import Reason
@@ -12,6 +13,7 @@ from policies.routing import Endpoint, PredictedLatency, PrefixLoadAware, Routin
 from policies.sizing import Variant, cheapest_mix, replicas_for
 from policies.types import (
     BudgetState,
+    DemandMix,
     LoadWindow,
     PolicyConfig,
     PoolLimits,
@@ -113,6 +115,22 @@ def window(finished: int, misses: float) -> LoadWindow:
 
 def pool_with(w: LoadWindow) -> PoolSnapshot:
     return PoolSnapshot("a", "m", "aggregated", "h100", 1, 1.0, 4, 4, 60.0, w)
+
+
+def test_demand_shape_smoothing_worked_example() -> None:
+    prev = DemandMix(1000.0, 200.0, 0.50)
+    seen = DemandMix(2000.0, 100.0, 0.20)
+    out = smooth_mix(prev, seen, dt=15.0, half_life_s=120.0)
+    a = 1 - 2 ** (-15 / 120)
+    assert out.prefix_hit_ratio == pytest.approx(0.50 - a * 0.30)
+    assert out.prefix_hit_ratio == pytest.approx(0.475, abs=1e-3)
+    assert out.input_tokens == pytest.approx(1000 + a * 1000)
+    # one half-life of ticks moves half-way; no history or no smoothing takes the window as is
+    for _ in range(8):
+        prev = smooth_mix(prev, seen, dt=15.0, half_life_s=120.0)
+    assert prev.prefix_hit_ratio == pytest.approx(0.35)
+    assert smooth_mix(None, seen, 15.0, 120.0) == seen
+    assert smooth_mix(prev, seen, 15.0, 0.0) == seen
 
 
 def test_budget_leans_in_when_attainment_is_high_and_backs_off_when_low() -> None:
