@@ -31,14 +31,14 @@ system-deps:
 	    --no-install-recommends $$missing >/dev/null) \
 	  || echo "warning: could not install$$missing; the tests that need them will be skipped"; fi
 
-PY_DIRS := autoscaler predictor policies simulator tests benchmarks
+PY_DIRS := autoscaler predictor policies simulator dashboards tests benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy autoscaler predictor policies simulator
+	$(BIN)/mypy autoscaler predictor policies simulator dashboards
 
 layers: $(STAMP)
 	$(BIN)/lint-imports

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from autoscaler.logging import configure
 from autoscaler.policies import POLICIES, build_scorer, prepare_policy
+from dashboards.cli import dashboards_app
 from predictor.cli import predictor_app
 from simulator.perf.catalog import load_catalog
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
@@ -37,6 +38,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 app.add_typer(predictor_app, name="predictor", help="Latency models: train, evaluate, serve.")
+app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: render or check JSON.")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -382,6 +384,19 @@ def run(
     requestheader_allowed_names: Annotated[
         str, typer.Option(help="comma-separated CNs allowed as front proxy")
     ] = "front-proxy-client,aggregator",
+    authentication_delegation: Annotated[
+        bool | None,
+        typer.Option(
+            "--authentication-delegation/--no-authentication-delegation",
+            help="external metrics API: also accept bearer tokens (TokenReview) and authorize "
+            "every request by SubjectAccessReview, as an aggregated API server does; needs the "
+            "system:auth-delegator ClusterRole (default: on in-cluster)",
+        ),
+    ] = None,
+    delegation_cache_ttl: Annotated[
+        float,
+        typer.Option(help="seconds a TokenReview or SubjectAccessReview answer is reused", min=0),
+    ] = 10.0,
     capacity: Annotated[
         str,
         typer.Option(
@@ -389,6 +404,17 @@ def run(
             "ACCELERATOR=RPS,… (default 1 rps)"
         ),
     ] = "",
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Prometheus holding the pods' vLLM and the gateway's metrics "
+            "(e.g. http://prometheus-operated.monitoring.svc:9090); without it no metrics are "
+            "read and every pool holds its size"
+        ),
+    ] = None,
+    prometheus_timeout: Annotated[
+        float, typer.Option(help="timeout of one Prometheus query, s", min=0.1)
+    ] = 5.0,
     once: Annotated[
         bool, typer.Option(help="reconcile once (as leader, if elected) and exit")
     ] = False,
@@ -397,8 +423,8 @@ def run(
     """Run the in-cluster controller: reconcile every SLOPolicy each tick.
 
     Only the Lease holder acts; standbys take over when it stops renewing and at once when it
-    exits (SIGTERM releases the Lease). Until the Prometheus metrics source is configured the
-    controller observes no metrics, so every pool holds its size (MetricsAvailable=False).
+    exits (SIGTERM releases the Lease). Pools are sized from the metrics in --prometheus-url;
+    without it (or while Prometheus fails) every pool holds its size (MetricsAvailable=False).
     """
     import asyncio
     import os
@@ -418,7 +444,12 @@ def run(
     from autoscaler.k8s.client import KubeCluster
     from autoscaler.k8s.controller import Controller, ControllerConfig
     from autoscaler.k8s.runner import install_stop_signals, run_loop
-    from autoscaler.k8s.sources import FixedLatencyModel, NoMetricsSource, StaticCapacity
+    from autoscaler.k8s.sources import (
+        FixedLatencyModel,
+        NoMetricsSource,
+        PolicyMetricsSource,
+        StaticCapacity,
+    )
     from autoscaler.leader import LeaderElector, LeaseConfig
 
     configure(log_level)
@@ -442,9 +473,17 @@ def run(
     metrics = ControllerMetrics(registry)
     health = Health(clock, stale_after_s=max(120.0, 4 * tick))
     board = DesiredReplicasBoard(clock, stale_after_s=8 * tick)
+    metrics_source: PolicyMetricsSource = NoMetricsSource()
+    if prometheus_url:
+        from autoscaler.prometheus_source import HttpPrometheusClient, PrometheusMetricsSource
+
+        metrics_source = PrometheusMetricsSource(
+            HttpPrometheusClient(prometheus_url, timeout_s=prometheus_timeout),
+            on_fault=metrics.metrics_source_fault,
+        )
     controller = Controller(
         cluster,
-        NoMetricsSource(),
+        metrics_source,
         StaticCapacity(FixedLatencyModel(table)),
         clock,
         board=board,
@@ -487,12 +526,20 @@ def run(
             _ca, serving = self_signed_serving(Path(tempfile.mkdtemp()), names, clock.now())
             tls_cert, tls_key = serving.cert, serving.key
         allowed = tuple(n.strip() for n in requestheader_allowed_names.split(",") if n.strip())
+        in_cluster = kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        reviewer = None
+        if in_cluster if authentication_delegation is None else authentication_delegation:
+            from autoscaler.k8s.reviews import CachingReviewer, KubeReviewer
+
+            reviews_api = k8s_client.ApiClient(cfg)  # its own pool: server threads, not the tick
+            reviewer = CachingReviewer(KubeReviewer(reviews_api), clock, delegation_cache_ttl)
         servers.append(
             ExternalMetricsServer(
                 board,
                 TLSFiles(tls_cert, tls_key, requestheader_client_ca),
                 port=external_metrics_port,
                 allowed_names=allowed,
+                reviewer=reviewer,
             ).start()
         )
 

@@ -10,6 +10,13 @@ series carry ``namespace, policy, pool, accelerator, role`` and disappear with t
 :class:`~policies.reasons.Reason` value, 1 for the pool's current reason and 0 for the others,
 so ``sloscaler_decision_reason == 1`` shows the reason and ``changes()`` counts flips.
 
+Cost and churn for the dashboards: ``sloscaler_pool_gpus`` and ``sloscaler_pool_cost_per_hour``
+follow the pool's current replicas (2 replicas × 4 GPUs at 2.5 per GPU-hour → 8 GPUs, 20 per
+hour); ``sloscaler_scale_events_total{direction}`` counts changes of the desired replicas from one
+decision to the next; ``sloscaler_policy_info{model}`` joins a policy to the ``model_name`` of its
+vLLM and gateway series, ``sloscaler_pool_info{target}`` a pool to its vLLM series (whose ``pool``
+label is the workload's name, set by the PodMonitor).
+
 Health: ``/healthz`` fails when the main loop has not gone round for ``stale_after_s`` (a hung
 API call, a deadlock); ``/readyz`` additionally needs one successful reconciliation (leader) or
 Lease round (standby) since start.
@@ -32,6 +39,7 @@ from autoscaler.clock import Clock
 from autoscaler.crd import SLOPolicySpec
 from autoscaler.k8s.controller import ControllerMetricsSink
 from autoscaler.k8s.sources import ModelStatus, PolicyRef
+from autoscaler.prometheus_source import MetricsFault
 from policies.reasons import Reason
 from policies.types import PoolDecision
 
@@ -90,6 +98,35 @@ class ControllerMetrics(ControllerMetricsSink):
             (*POOL_LABELS, "reason"),
             registry=r,
         )
+        self.pool_gpus = pool_gauge(
+            "sloscaler_pool_gpus",
+            "GPUs held by the pool's current replicas (current × gpusPerReplica)",
+        )
+        self.pool_cost = pool_gauge(
+            "sloscaler_pool_cost_per_hour",
+            "Cost per hour of the pool's current replicas (GPUs × costPerGpuHour)",
+        )
+        self.startup = pool_gauge(
+            "sloscaler_startup_seconds", "Start-up time the controller plans with for a new replica"
+        )
+        self.scale_events = Counter(
+            "sloscaler_scale_events",
+            "Changes of the pool's desired replicas, by direction (up or down)",
+            (*POOL_LABELS, "direction"),
+            registry=r,
+        )
+        self.pool_info = Gauge(
+            "sloscaler_pool_info",
+            "1 for every pool, labelled with its workload (the pool label of its vLLM series)",
+            (*POOL_LABELS, "target"),
+            registry=r,
+        )
+        self.policy_info = Gauge(
+            "sloscaler_policy_info",
+            "1 for every SLOPolicy, labelled with the model it serves",
+            ("namespace", "policy", "model"),
+            registry=r,
+        )
         self.model_ready = pool_gauge(
             "sloscaler_model_ready", "1 when a learned latency model serves the pool, else 0"
         )
@@ -110,10 +147,21 @@ class ControllerMetrics(ControllerMetricsSink):
         self.errors = Counter("sloscaler_errors", "Errors by kind", ("kind",), registry=r)
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
+        self.metrics_source_errors = Counter(
+            "sloscaler_metrics_source_errors",
+            "Ticks, pool windows and model demands the metrics source had no data for, by reason",
+            ("reason",),
+            registry=r,
+        )
+        for fault in MetricsFault:
+            self.metrics_source_errors.labels(fault.value)
         self.leader = Gauge(
             "sloscaler_leader", "1 while this replica holds the leader Lease", registry=r
         )
         self._series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        self._desired: dict[tuple[str, ...], int] = {}  # last desired replicas per pool
+        self._targets: dict[tuple[str, ...], str] = {}  # the workload of each pool
+        self._models: dict[tuple[str, str], str] = {}  # the model of each policy
         self._lock = threading.Lock()
 
     def _labels(self, policy: PolicyRef, pool: str, accelerator: str, role: str) -> tuple[str, ...]:
@@ -141,6 +189,34 @@ class ControllerMetrics(ControllerMetricsSink):
             gauge.labels(*labels).set(math.nan if value is None else value)
         for reason in Reason:
             self.reason.labels(*labels, reason.value).set(1 if reason is decision.reason else 0)
+        pool = next((p for p in spec.pools if p.name == decision.pool), None)
+        if pool is not None:
+            gpus = decision.current * pool.gpus_per_replica
+            self.pool_gpus.labels(*labels).set(gpus)
+            self.pool_cost.labels(*labels).set(gpus * pool.cost_per_gpu_hour)
+            self.startup.labels(*labels).set(pool.startup_seconds)
+            with self._lock:
+                old_target = self._targets.get(labels)
+                self._targets[labels] = pool.scale_target_ref.name
+            if old_target is not None and old_target != pool.scale_target_ref.name:
+                with contextlib.suppress(KeyError):
+                    self.pool_info.remove(*labels, old_target)
+            self.pool_info.labels(*labels, pool.scale_target_ref.name).set(1)
+        up = self.scale_events.labels(*labels, "up")
+        down = self.scale_events.labels(*labels, "down")
+        with self._lock:
+            previous = self._desired.get(labels)
+            self._desired[labels] = decision.replicas
+            old_model = self._models.get(policy.key)
+            self._models[policy.key] = policy.model
+        if old_model is not None and old_model != policy.model:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(policy.namespace, policy.name, old_model)
+        if previous is not None and decision.replicas > previous:
+            up.inc()
+        elif previous is not None and decision.replicas < previous:
+            down.inc()
+        self.policy_info.labels(policy.namespace, policy.name, policy.model).set(1)
 
     def model(self, policy: PolicyRef, status: ModelStatus) -> None:
         for p in policy.pools:
@@ -154,6 +230,13 @@ class ControllerMetrics(ControllerMetricsSink):
     def forget(self, namespace: str, policy: str) -> None:
         with self._lock:
             series = self._series.pop((namespace, policy), set())
+            model = self._models.pop((namespace, policy), None)
+            targets = {labels: self._targets.pop(labels, None) for labels in series}
+            for labels in series:
+                self._desired.pop(labels, None)
+        if model is not None:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(namespace, policy, model)
         gauges = (
             self.desired,
             self.current,
@@ -168,6 +251,9 @@ class ControllerMetrics(ControllerMetricsSink):
             self.model_ready,
             self.model_age,
             self.model_coverage,
+            self.pool_gpus,
+            self.pool_cost,
+            self.startup,
         )
         for labels in series:
             for g in gauges:
@@ -176,6 +262,18 @@ class ControllerMetrics(ControllerMetricsSink):
             for reason in Reason:
                 with contextlib.suppress(KeyError):
                     self.reason.remove(*labels, reason.value)
+            for direction in ("up", "down"):
+                with contextlib.suppress(KeyError):
+                    self.scale_events.remove(*labels, direction)
+            target = targets.get(labels)
+            if target is not None:
+                with contextlib.suppress(KeyError):
+                    self.pool_info.remove(*labels, target)
+
+    def metrics_source_fault(self, reason: MetricsFault) -> None:
+        """One tick, pool window or model demand without data (the Prometheus source's
+        ``on_fault``)."""
+        self.metrics_source_errors.labels(reason.value).inc()
 
     def error(self, kind: str) -> None:
         self.errors.labels(kind).inc()

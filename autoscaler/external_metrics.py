@@ -14,12 +14,25 @@ The API, as the kube-apiserver's aggregation layer calls it (registered by an ``
 * an unknown metric → 404 with a ``Status`` body; a decision older than ``stale_after_s`` or none
   at all → an empty list, on which HPA holds its current size — never a made-up value.
 
-Authentication is an aggregated API server's front-proxy scheme: the kube-apiserver connects
-with a client certificate signed by the request-header CA (``--requestheader-client-ca-file``)
-whose CN is one of the allowed names, and passes the user in ``X-Remote-User``. A connection
-without such a certificate, with a CN not allowed, or without ``X-Remote-User`` is refused with
-401/403 before any data is read. (TokenReview/SubjectAccessReview delegation is not implemented;
-authorization of the remote user is left to the kube-apiserver's RBAC on the APIService path.)
+Authentication and authorization are an aggregated API server's; a refused request gets a
+``Status`` body before any data is read:
+
+* **front proxy** — the kube-apiserver connects with a client certificate signed by the
+  request-header CA (``--requestheader-client-ca-file``) whose CN is one of the allowed names,
+  and names the user in ``X-Remote-User`` (groups in ``X-Remote-Group``, extras in
+  ``X-Remote-Extra-*``). No user → 401; a certificate of that CA with another CN → 403; a
+  certificate of another CA fails the TLS handshake.
+* **delegation** (with a :class:`~autoscaler.k8s.reviews.Reviewer`) — a request without the
+  front proxy's certificate may carry ``Authorization: Bearer <token>``, which a TokenReview
+  turns into a user (not authenticated → 401); and *every* request, front-proxy or token, must
+  then be allowed by a SubjectAccessReview for its attributes (the metric is the resource, the
+  namespace the namespace, the verb ``list`` — or ``get`` with a name — and discovery a
+  non-resource ``get`` of its path), or it gets 403. Members of ``system:masters`` are allowed
+  without a review, as ``k8s.io/apiserver`` does. A review that cannot be made → 401
+  (authentication) or 503 (authorization), never data.
+
+Without a reviewer only the front proxy is accepted, and authorization of the remote user is left
+to the kube-apiserver's RBAC on the APIService path.
 """
 
 from __future__ import annotations
@@ -33,18 +46,27 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from autoscaler.background_server import BackgroundServer
 from autoscaler.clock import Clock
+from autoscaler.k8s.reviews import (
+    Identity,
+    RequestAttributes,
+    Reviewer,
+    ReviewUnavailableError,
+)
 from autoscaler.k8s.selectors import SelectorError, parse_selector
 from autoscaler.k8s.timestamps import rfc3339
+from autoscaler.logging import get_logger
 
 GROUP = "external.metrics.k8s.io"
 VERSION = "v1beta1"
 PREFIX = f"/apis/{GROUP}/{VERSION}"
 METRIC = "sloscaler_desired_replicas"
 DEFAULT_ALLOWED_NAMES = ("front-proxy-client", "aggregator")
+PRIVILEGED_GROUPS = ("system:masters",)  # allowed without a SubjectAccessReview
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 503: "ServiceUnavailable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +137,43 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+class RefusedError(Exception):
+    """A request answered with ``code`` and a ``Status`` body instead of data."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def request_attributes(path: str) -> RequestAttributes:
+    """What a GET of ``path`` asks, as the API server's request-info resolver reads it:
+    ``…/namespaces/{ns}/{metric}`` lists the metric (a resource of this group) in ``ns``;
+    anything else (discovery, an unknown path) is a non-resource ``get`` of the path."""
+    parts = [p for p in path.split("/") if p]
+    prefix = [p for p in PREFIX.split("/") if p]
+    rest = parts[len(prefix) :] if parts[: len(prefix)] == prefix else None
+    if rest is not None and len(rest) in (3, 4) and rest[0] == "namespaces":
+        return RequestAttributes(
+            verb="get" if len(rest) == 4 else "list",
+            path=path,
+            group=GROUP,
+            version=VERSION,
+            resource=rest[2],
+            namespace=rest[1],
+            name=rest[3] if len(rest) == 4 else "",
+        )
+    return RequestAttributes(verb="get", path=path)
+
+
+def _bearer_token(header: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (None: no bearer header at all)."""
+    parts = (header or "").strip().split(" ", 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1].strip()
+
+
 def resource_list() -> dict[str, Any]:
     return {
         "kind": "APIResourceList",
@@ -175,29 +234,78 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _authenticate(self) -> tuple[int, str] | None:
-        """None when the request comes from the front proxy with a user; else (code, why)."""
+    def _front_proxy_user(self) -> Identity:
+        groups = self.headers.get_all("X-Remote-Group") or []
+        extra: dict[str, list[str]] = {}
+        for key, value in self.headers.items():
+            if key.lower().startswith("x-remote-extra-"):
+                extra.setdefault(unquote(key[len("x-remote-extra-") :]).lower(), []).append(value)
+        return Identity.of(str(self.headers["X-Remote-User"]), groups, extra=extra)
+
+    def _authenticate(self) -> Identity:
+        """The caller: the front proxy's user, else (with delegation) the bearer token's.
+        Raises :class:`RefusedError` (401/403)."""
         cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
-        if not cert:
-            return 401, "Unauthorized: no client certificate"
         names = {
-            value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"
+            value
+            for rdn in (cert or {}).get("subject", ())
+            for key, value in rdn
+            if key == "commonName"
         }
         allowed = self.server.allowed_names
-        if allowed and not names & set(allowed):
-            return 403, f"Forbidden: client certificate CN {sorted(names)} is not allowed"
-        if not self.headers.get("X-Remote-User"):
-            return 401, "Unauthorized: no X-Remote-User from the front proxy"
-        return None
+        front_proxy = bool(cert) and (not allowed or bool(names & set(allowed)))
+        if front_proxy:
+            if not self.headers.get("X-Remote-User"):
+                raise RefusedError(401, "Unauthorized: no X-Remote-User from the front proxy")
+            return self._front_proxy_user()
+        reviewer = self.server.reviewer
+        token = _bearer_token(self.headers.get("Authorization")) if reviewer else None
+        if reviewer is None or token is None:
+            if cert:
+                raise RefusedError(
+                    403, f"Forbidden: client certificate CN {sorted(names)} is not allowed"
+                )
+            raise RefusedError(401, "Unauthorized: no client certificate")
+        if not token:
+            raise RefusedError(401, "Unauthorized: empty bearer token")
+        try:
+            who = reviewer.review_token(token)
+        except ReviewUnavailableError as e:
+            self.server.log.warning("token_review_failed", error=str(e))
+            raise RefusedError(401, "Unauthorized: the token could not be reviewed") from None
+        if who is None:
+            raise RefusedError(401, "Unauthorized: the token is not valid")
+        return who
+
+    def _authorize(self, who: Identity, attributes: RequestAttributes) -> None:
+        """Raises :class:`RefusedError` (403, or 503 when no review can be made) unless a
+        SubjectAccessReview allows the request (always allowed without a reviewer)."""
+        reviewer = self.server.reviewer
+        if reviewer is None or set(who.groups) & set(self.server.privileged_groups):
+            return
+        try:
+            decision = reviewer.review_access(who, attributes)
+        except ReviewUnavailableError as e:
+            self.server.log.warning("access_review_failed", user=who.user, error=str(e))
+            raise RefusedError(
+                503,
+                "ServiceUnavailable: the request could not be authorized (no answer from the "
+                "API server)",
+            ) from None
+        if not decision.allowed:
+            why = f": {decision.reason}" if decision.reason else ""
+            raise RefusedError(
+                403, f'Forbidden: user "{who.user}" cannot {attributes.describe()}{why}'
+            )
 
     def do_GET(self) -> None:
-        refused = self._authenticate()
-        if refused is not None:
-            code, message = refused
-            reason = "Unauthorized" if code == 401 else "Forbidden"
-            self._send(code, _status(code, reason, message))
-            return
         url = urlsplit(self.path)
+        try:
+            self._authorize(self._authenticate(), request_attributes(url.path))
+        except RefusedError as refused:
+            code = refused.code
+            self._send(code, _status(code, REASONS[code], refused.message))
+            return
         parts = [p for p in url.path.split("/") if p]
         prefix = [p for p in PREFIX.split("/") if p]
         if parts == prefix:
@@ -231,6 +339,9 @@ class _Server(ThreadingHTTPServer):
     board: DesiredReplicasBoard
     allowed_names: tuple[str, ...]
     window_s: int
+    reviewer: Reviewer | None
+    privileged_groups: tuple[str, ...]
+    log: Any
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return  # a refused TLS handshake or a dropped connection: nothing to serve
@@ -255,7 +366,10 @@ def tls_context(files: TLSFiles) -> ssl.SSLContext:
 
 
 class ExternalMetricsServer(BackgroundServer):
-    """The HTTPS server; ``start`` serves from a background thread."""
+    """The HTTPS server; ``start`` serves from a background thread. With a ``reviewer``
+    (usually a :class:`~autoscaler.k8s.reviews.CachingReviewer` over a
+    :class:`~autoscaler.k8s.reviews.KubeReviewer`) it also accepts bearer tokens and authorizes
+    every request by SubjectAccessReview."""
 
     def __init__(
         self,
@@ -265,11 +379,16 @@ class ExternalMetricsServer(BackgroundServer):
         port: int = 6443,
         allowed_names: tuple[str, ...] = DEFAULT_ALLOWED_NAMES,
         window_s: int = 60,
+        reviewer: Reviewer | None = None,
+        privileged_groups: tuple[str, ...] = PRIVILEGED_GROUPS,
     ) -> None:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.board = board
         self._httpd.allowed_names = allowed_names
         self._httpd.window_s = window_s
+        self._httpd.reviewer = reviewer
+        self._httpd.privileged_groups = privileged_groups
+        self._httpd.log = get_logger("sloscaler.external_metrics")
         ctx = tls_context(tls)
         self._httpd.socket = ctx.wrap_socket(
             self._httpd.socket, server_side=True, do_handshake_on_connect=False

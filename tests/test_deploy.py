@@ -1,10 +1,10 @@
 """deploy/: every overlay renders (kubectl kustomize) and every object validates.
 
 Built-in kinds validate against the Kubernetes 1.37 OpenAPI schemas (kubernetes-validate,
-strict); SLOPolicies against the CRD's schema. ServiceMonitor, PrometheusRule, ScaledObject,
-Certificate and Issuer are NOT schema-validated (their CRDs are not vendored): only apiVersion,
-kind, name and the spec fields sloscaler relies on are checked. The PrometheusRule's spec goes
-through `promtool check rules` when promtool is on PATH.
+strict); SLOPolicies against the CRD's schema. ServiceMonitor, PodMonitor, PrometheusRule,
+ScaledObject, Certificate and Issuer are NOT schema-validated (their CRDs are not vendored): only
+apiVersion, kind, name and the spec fields sloscaler relies on are checked. The PrometheusRule's
+spec goes through `promtool check rules` when promtool is on PATH.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 CUSTOM_REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ("selector", "endpoints"),
+    ("monitoring.coreos.com/v1", "PodMonitor"): ("selector", "podMetricsEndpoints"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("groups",),
     ("keda.sh/v1alpha1", "ScaledObject"): ("scaleTargetRef", "triggers"),
     ("cert-manager.io/v1", "Certificate"): ("secretName", "issuerRef"),

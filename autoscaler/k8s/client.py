@@ -242,10 +242,13 @@ class KubeCluster:
         )
 
     def create_event(self, namespace: str, event: Obj) -> None:
-        self._call(
+        response = self._call(
             f"create Event in {namespace}",
             lambda: self.core.create_namespaced_event(namespace, event, _preload_content=False),
         )
+        # read the (unused) body: that returns the keep-alive connection to the pool; an unread
+        # response holds it, and the next request opens a new TCP connection
+        response.data  # noqa: B018
 
     def get_lease(self, namespace: str, name: str) -> Obj:
         return self._json(

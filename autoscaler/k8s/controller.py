@@ -15,7 +15,8 @@ Per policy, in order:
 2. **Observe** — ``scale`` per pool (current replicas, pod selector), ready pods per namespace
    (one list per namespace, matched by selector), then one metrics-source call for all
    policies: queries grow with neither pods nor pools.
-3. **Decide** — ``policies.decide`` with the policy's config and state; one log line per pool.
+3. **Decide** — ``policies.decide`` with the policy's config and state; a pool without a
+   metrics window does not shrink (:func:`hold_without_window`); one log line per pool.
 4. **Act**, by ``spec.mode``:
    ``direct`` writes the scale subresource (absolute replicas, conditional on the
    resourceVersion read this tick; on 409 it re-reads and writes once more only if the fresh
@@ -33,8 +34,9 @@ good decision and is retried next tick; a terminal one is reported on the policy
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,7 +55,7 @@ from autoscaler.crd import (
 from autoscaler.external_metrics import DesiredReplicasBoard
 from autoscaler.k8s.client import Cluster, PodView, ScaleView, TargetRef
 from autoscaler.k8s.errors import ConflictError, KubernetesError, NotFoundError
-from autoscaler.k8s.selectors import SelectorError, parse_selector
+from autoscaler.k8s.selectors import Selector, SelectorError, parse_selector
 from autoscaler.k8s.sources import (
     CapacitySource,
     ModelStatus,
@@ -81,7 +83,6 @@ from policies.types import (
 
 Obj = dict[str, Any]
 ConditionStatus = Literal["True", "False", "Unknown"]
-_ReadyIndex = dict[frozenset[tuple[str, str]], int] | KubernetesError  # per namespace, per tick
 
 LIMITING = frozenset(
     {
@@ -288,7 +289,7 @@ class Controller:
             self.log.warning("list_policies_failed", error=str(e), retryable=e.retryable)
             return report
         report.policies = len(policies)
-        pods: dict[str, _ReadyIndex] = {}
+        pods: dict[str, ReadyIndex | KubernetesError] = {}
         work: list[_Work] = []
         for raw in policies:
             try:
@@ -332,7 +333,9 @@ class Controller:
 
     # --- resolve: spec, targets, pods -----------------------------------------------------------
 
-    def _resolve(self, raw: Obj, pods: dict[str, _ReadyIndex], now: float) -> _Work:
+    def _resolve(
+        self, raw: Obj, pods: dict[str, ReadyIndex | KubernetesError], now: float
+    ) -> _Work:
         md = raw["metadata"]
         ns, name = md["namespace"], md["name"]
         try:
@@ -362,16 +365,28 @@ class Controller:
                     ref.kind,
                     ref.name,
                     scale.selector,
+                    scale.replicas,
                 )
             )
-        return _Work(raw, spec, PolicyRef(ns, name, spec.model, tuple(refs)), targets)
+        objectives = spec.objectives
+        policy = PolicyRef(
+            ns,
+            name,
+            spec.model,
+            tuple(refs),
+            objectives.ttft_p90_ms / 1000,
+            objectives.tpot_p90_ms / 1000,
+        )
+        return _Work(raw, spec, policy, targets)
 
-    def _ready_pods(self, ns: str, selector: str, cache: dict[str, _ReadyIndex]) -> int:
+    def _ready_pods(
+        self, ns: str, selector: str, cache: dict[str, ReadyIndex | KubernetesError]
+    ) -> int:
         if not selector:
             return 0
         if ns not in cache:
             try:
-                cache[ns] = ready_by_labels(self.cluster.list_pods(ns))
+                cache[ns] = ReadyIndex(self.cluster.list_pods(ns))
             except KubernetesError as e:
                 cache[ns] = e
         index = cache[ns]
@@ -381,7 +396,7 @@ class Controller:
             sel = parse_selector(selector)
         except SelectorError:
             return 0
-        return sum(n for labels, n in index.items() if sel.matches(dict(labels)))
+        return index.count(sel)
 
     def _forget_missing(self, policies: Sequence[Obj]) -> None:
         present = {
@@ -429,6 +444,7 @@ class Controller:
         )
         snapshot = ClusterSnapshot(pools, models, model)
         decision, state, _diag = decide(snapshot, self.states.get(key, PolicyState()), config, now)
+        decision = hold_without_window(decision, obs)
         self.states[key] = state
         self.last_decisions[key[:2]] = decision
         failures: list[str] = []
@@ -637,7 +653,7 @@ class Controller:
                 "False",
                 "MetricsMissing",
                 "missing: " + ", ".join(missing) + "; holding current sizes where demand is "
-                "unknown",
+                "unknown, and no pool without a window scales down",
                 now,
                 gen,
             )
@@ -687,16 +703,15 @@ class Controller:
     def _put_status(self, raw: Obj, status: Obj, report: TickReport) -> None:
         md = raw["metadata"]
         ns, name = md["namespace"], md["name"]
-        body = {**raw, "status": status}
         try:
-            self.cluster.replace_policy_status(ns, name, body)
+            self.cluster.replace_policy_status(ns, name, status_body(raw, status))
         except ConflictError:
             report.error("conflict")
             self.sink.error("conflict")
             fresh = self.cluster.get_policy(ns, name)
             if fresh["metadata"].get("uid") != md.get("uid"):
                 return  # deleted and re-created: the next tick starts over
-            self.cluster.replace_policy_status(ns, name, {**fresh, "status": status})
+            self.cluster.replace_policy_status(ns, name, status_body(fresh, status))
         report.status_writes += 1
 
     def _report_invalid(
@@ -797,15 +812,87 @@ def _limit(d: PoolDecision, spec: SLOPolicySpec) -> tuple[str, str] | None:
     return None
 
 
-def ready_by_labels(pods: Sequence[PodView]) -> dict[frozenset[tuple[str, str]], int]:
-    """Ready pods counted per distinct label set, so each pool's selector is matched against a
-    namespace's few label sets instead of every pod (pools × label sets, not pools × pods)."""
-    counts: dict[frozenset[tuple[str, str]], int] = {}
-    for p in pods:
-        if p.ready:
-            key = frozenset(p.labels.items())
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+def status_body(raw: Obj, status: Obj) -> Obj:
+    """The body of a ``status`` subresource PUT: the object's identity, the ``resourceVersion``
+    it was read at (the write's precondition: 409 if the policy changed since) and the new
+    status — not the spec, annotations or managedFields, which a status update ignores (the API
+    server keeps the stored ones), so they are neither re-serialized nor re-sent every tick."""
+    md = raw["metadata"]
+    identity = {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in md}
+    return {
+        "apiVersion": raw.get("apiVersion", API_VERSION),
+        "kind": raw.get("kind", KIND),
+        "metadata": identity,
+        "status": status,
+    }
+
+
+class ReadyIndex:
+    """Ready pods of one namespace counted per distinct label set, so each pool's selector is
+    matched against the namespace's few label sets instead of every pod (pools × label sets, not
+    pools × pods), and indexed by label pair, so a selector with an equality (``app=x``) or set
+    (``app in (x,y)``) requirement looks at only the label sets carrying one of its values.
+
+    Worked example: 2,000 pods of 100 Deployments, 100 pools. Counting per label set makes 100
+    × 100 = 10,000 matches; the pair index makes 100 × 1 = 100."""
+
+    __slots__ = ("_by_pair", "_counts")
+
+    def __init__(self, pods: Sequence[PodView]) -> None:
+        counts: dict[frozenset[tuple[str, str]], int] = {}
+        for p in pods:
+            if p.ready:
+                key = frozenset(p.labels.items())
+                counts[key] = counts.get(key, 0) + 1
+        self._counts = [(dict(key), n) for key, n in counts.items()]
+        self._by_pair: dict[tuple[str, str], list[int]] = {}
+        for i, (labels, _n) in enumerate(self._counts):
+            for pair in labels.items():
+                self._by_pair.setdefault(pair, []).append(i)
+
+    def count(self, selector: Selector) -> int:
+        """Ready pods whose labels match ``selector``."""
+        narrowing = next((r for r in selector.requirements if r.op in ("=", "in")), None)
+        if narrowing is None:
+            candidates: Iterable[int] = range(len(self._counts))
+        else:
+            candidates = sorted(
+                {i for v in narrowing.values for i in self._by_pair.get((narrowing.key, v), ())}
+            )
+        total = 0
+        for i in candidates:
+            labels, n = self._counts[i]
+            if selector.matches(labels):
+                total += n
+        return total
+
+
+def hold_without_window(decision: Decision, obs: PolicyObservation | None) -> Decision:
+    """No pool shrinks on missing data: a pool without a window this tick keeps at least its
+    current size (it may still grow on the gateway's demand).
+
+    The decision core sizes pools from the gateway's demand and counts a pool without a window
+    as idle when that demand is zero, so without this rail a pool whose metrics vanished could
+    scale down — or to zero — on evidence it never gave. Example: demand 0 rps, pool ``a`` at 6
+    replicas with no window → the core recommends 0, ``a`` stays at 6 with
+    ``HoldOnMissingData``. (Without an observation at all the core already holds every pool.)
+    """
+    if obs is None:
+        return decision
+    missing = {name for name, load in obs.loads.items() if load is None}
+    pools = tuple(
+        dataclasses.replace(
+            d,
+            replicas=d.current,
+            reason=Reason.HoldOnMissingData,
+            message=f"no metrics window for the pool: holding {d.current} replicas "
+            f"(the demand alone asked for {d.replicas})",
+        )
+        if d.pool in missing and d.replicas < d.current
+        else d
+        for d in decision.pools
+    )
+    return dataclasses.replace(decision, pools=pools)
 
 
 def _name(raw: Obj) -> str:

@@ -20,13 +20,16 @@ semantics controllers depend on:
   compacted) for every resource;
 * every written object validated — built-ins against the real Kubernetes OpenAPI schemas
   (``kubernetes-validate``), custom resources against their CRD's schema (with pruning) — and
-  refused with 422 and a ``Status`` body when invalid.
+  refused with 422 and a ``Status`` body when invalid;
+* ``TokenReview`` and ``SubjectAccessReview`` (``POST``, validated the same way, answered and not
+  stored) from :attr:`FakeApiServer.auth`, a token table and allow rules
+  (:mod:`autoscaler.k8s.fake_reviews`) — what a server that delegates to the API server asks.
 
-Not covered (documented in ``docs/controller.md``): authentication and authorization, admission
-webhooks, CEL validation rules, defaulting, field selectors beyond ``metadata.name`` and
-``metadata.namespace``, server-side apply, garbage collection, and the controllers of
-kube-controller-manager — :meth:`FakeStore.run_workload_controllers` stands in for the
-Deployment/StatefulSet/LeaderWorkerSet controllers and the kubelet when a test needs pods.
+Not covered (documented in ``docs/controller.md``): authentication and authorization of its own
+callers, admission webhooks, CEL validation rules, defaulting, field selectors beyond
+``metadata.name`` and ``metadata.namespace``, server-side apply, garbage collection, and the
+controllers of kube-controller-manager — :meth:`FakeStore.run_workload_controllers` stands in
+for the Deployment/StatefulSet/LeaderWorkerSet controllers and the kubelet when a test needs pods.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from autoscaler.clock import Clock, WallClock
+from autoscaler.k8s.fake_reviews import FakeAuthorities
 from autoscaler.k8s.patch import PatchError, json_patch, merge_patch
 from autoscaler.k8s.pods import pod_ready
+from autoscaler.k8s.reviews import Identity, RequestAttributes
 from autoscaler.k8s.schema import CustomSchema, FieldError, validate_builtin
 from autoscaler.k8s.selectors import (
     SelectorError,
@@ -140,6 +145,19 @@ BUILTINS = (
 )
 
 
+#: create-only kinds that are answered, never stored (``POST`` only; no name needed)
+REVIEWS = (
+    ResourceType("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        namespaced=False,
+    ),
+)
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -164,6 +182,13 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
 def _section(field_path: str) -> str:
     """``spec.pools[1].name`` → ``spec``."""
     return field_path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _changed_sections(obj: Obj, old: Obj) -> Obj:
+    """``obj`` with only its identity (apiVersion, kind, metadata) and the top-level sections
+    that differ from ``old``."""
+    keep = ("apiVersion", "kind", "metadata")
+    return {k: v for k, v in obj.items() if k in keep or v != old.get(k)}
 
 
 def _spec_part(obj: Obj) -> Obj:
@@ -288,13 +313,15 @@ class FakeStore:
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None = None) -> Obj:
         """Prune (custom resources), then validate; raise 422 on errors. On an update, errors in
         a top-level section (``spec``, ``status``) that the write left unchanged are ratcheted
-        — accepted, as CRD validation ratcheting (on by default since 1.30) does."""
+        — accepted, as CRD validation ratcheting (on by default since 1.30) does. So on an
+        update only the sections the write changed are validated: the errors of the others would
+        be dropped anyway (and a status write does not re-validate a policy's whole spec)."""
         name = str((obj.get("metadata") or {}).get("name", ""))
-        if rt.schema is not None:
-            obj = rt.schema.prune(obj)
-            errors = rt.schema.validate(obj)
-        else:
-            errors = validate_builtin(obj)
+        schema = rt.schema
+        if schema is not None:
+            obj = schema.prune(obj)
+        checked = obj if old is None else _changed_sections(obj, old)
+        errors = schema.validate(checked) if schema is not None else validate_builtin(checked)
         if rt.scale is not None:  # what the Go validation adds to the OpenAPI schema
             replicas = _get_path(obj, rt.scale.spec_replicas)
             if isinstance(replicas, int) and replicas < 0:
@@ -817,6 +844,128 @@ def _apply_patch(current: Obj, patch: Any, content_type: str) -> Any:
     raise ApiError(415, "UnsupportedMediaType", f"the media type {ctype!r} is not supported")
 
 
+# --- TokenReview and SubjectAccessReview -------------------------------------------------------
+
+
+def _review_type(path: str) -> ResourceType | None:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) != 4 or parts[0] != "apis":
+        return None
+    return next((rt for rt in REVIEWS if [rt.group, rt.version, rt.plural] == parts[1:]), None)
+
+
+def _review_errors(rt: ResourceType, obj: Obj) -> list[FieldError]:
+    """What the API server's own validation adds to the schema for a SubjectAccessReview."""
+    if rt.kind != "SubjectAccessReview":
+        return []
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if resource is not None and non_resource is not None:
+        errors.append(
+            FieldError(
+                "spec.nonResourceAttributes",
+                "Invalid value: cannot be specified in combination with resourceAttributes",
+            )
+        )
+    if resource is None and non_resource is None:
+        errors.append(
+            FieldError(
+                "spec.resourceAttributes",
+                "Invalid value: exactly one of nonResourceAttributes or resourceAttributes must "
+                "be specified",
+            )
+        )
+    if not spec.get("user") and not spec.get("groups"):
+        errors.append(
+            FieldError(
+                "spec.user", 'Invalid value: "": at least one of user or group must be specified'
+            )
+        )
+    return errors
+
+
+def answer_review(rt: ResourceType, body: Any, auth: FakeAuthorities) -> bytes:
+    """Validate a TokenReview or SubjectAccessReview as the API server does, and return it with
+    the ``status`` that ``auth`` gives (the object is not stored)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "the body is not a JSON object")
+    obj = copy.deepcopy(body)
+    obj.setdefault("apiVersion", rt.api_version)
+    obj.setdefault("kind", rt.kind)
+    if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the API version in the data ({obj.get('apiVersion')}) and kind "
+            f"({obj.get('kind')}) do not match {rt.api_version} {rt.kind}",
+        )
+    md = obj.setdefault("metadata", {})
+    if not isinstance(md, dict):
+        raise ApiError(400, "BadRequest", "metadata must be an object")
+    if md.get("namespace"):
+        raise ApiError(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )
+    errors = validate_builtin(obj, named=False) or _review_errors(rt, obj)
+    if errors:
+        causes = [
+            {"reason": "FieldValueInvalid", "message": e.message, "field": e.field} for e in errors
+        ]
+        summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{rt.kind}.{rt.group} "" is invalid: {summary}',
+            {"group": rt.group, "kind": rt.kind, "causes": causes},
+        )
+    spec = obj["spec"]
+    if rt.kind == "TokenReview":
+        token = spec.get("token") or ""
+        if not token:
+            raise ApiError(400, "BadRequest", "token is required for TokenReview in authentication")
+        who = auth.authenticate(token)
+        if who is None:
+            obj["status"] = {"user": {}, "error": "invalid bearer token"}
+        else:
+            user: Obj = {"username": who.user, "groups": list(who.groups)}
+            if who.uid:
+                user["uid"] = who.uid
+            if who.extra:
+                user["extra"] = {k: list(v) for k, v in who.extra}
+            obj["status"] = {"authenticated": True, "user": user}
+            if spec.get("audiences"):  # every token of the table is valid for any audience
+                obj["status"]["audiences"] = list(spec["audiences"])
+        return _dumps(obj)
+    who = Identity.of(
+        str(spec.get("user") or ""),
+        [str(g) for g in spec.get("groups") or ()],
+        str(spec.get("uid") or ""),
+        spec.get("extra") or {},
+    )
+    if spec.get("resourceAttributes") is not None:
+        r = spec["resourceAttributes"]
+        attributes = RequestAttributes(
+            verb=str(r.get("verb") or ""),
+            path="",
+            group=str(r.get("group") or ""),
+            version=str(r.get("version") or ""),
+            resource=str(r.get("resource") or ""),
+            namespace=str(r.get("namespace") or ""),
+            name=str(r.get("name") or ""),
+        )
+    else:
+        n = spec["nonResourceAttributes"]
+        attributes = RequestAttributes(verb=str(n.get("verb") or ""), path=str(n.get("path") or ""))
+    decision = auth.authorize(who, attributes)
+    obj["status"] = {"allowed": decision.allowed}
+    if decision.reason:
+        obj["status"]["reason"] = decision.reason
+    return _dumps(obj)
+
+
 def make_pod(name: str, ns: str, labels: dict[str, str], ready: bool) -> Obj:
     """A minimal valid Pod (one container) with a Ready condition."""
     return {
@@ -873,6 +1022,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _Server
+    _raw_body = b""
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
@@ -901,8 +1051,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _body(self) -> Any:
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        raw = self._raw_body
         if not raw:
             return None
         try:
@@ -911,6 +1060,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", f"the body is not valid JSON: {e}") from None
 
     def _handle(self, method: str) -> None:
+        # read the whole request first: a body left unread (an injected failure, a route that
+        # refuses before parsing it) would be taken for the next request on this connection
+        n = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(n) if n else b""
         url = urlsplit(self.path)
         record = RequestRecord(
             method, url.path, url.query, (self.headers.get("Content-Type") or "").split(";")[0]
@@ -996,6 +1149,11 @@ class _Handler(BaseHTTPRequestHandler):
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
             return 200, discovery
+        review = _review_type(path)
+        if review is not None:
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
+            return 201, answer_review(review, self._body(), self.server.fake.auth)
         route = self._route(path)
         store = self.server.fake.store
         rt, ns, name, sub = route.rt, route.namespace or "", route.name, route.subresource
@@ -1046,6 +1204,7 @@ class FakeApiServer:
     """The fake on 127.0.0.1 (a free port); use as a context manager or ``start``/``stop``."""
 
     clock: Clock | None = None
+    auth: FakeAuthorities = field(default_factory=FakeAuthorities)  # tokens and allow rules
     store: FakeStore = field(init=False)
     requests: list[RequestRecord] = field(default_factory=list, init=False)
     _hooks: list[_Hook] = field(default_factory=list, init=False)
@@ -1133,7 +1292,7 @@ class FakeApiServer:
 
     def discovery(self, path: str) -> bytes | None:
         parts = [p for p in path.split("/") if p]
-        types = list(self.store.types.values())
+        types = [*self.store.types.values(), *REVIEWS]
         if parts == ["version"]:
             return _dumps(
                 {
@@ -1198,7 +1357,7 @@ class FakeApiServer:
                     "singularName": rt.kind.lower(),
                     "namespaced": rt.namespaced,
                     "kind": rt.kind,
-                    "verbs": verbs,
+                    "verbs": ["create"] if rt in REVIEWS else verbs,
                     **({"shortNames": list(rt.short_names)} if rt.short_names else {}),
                 }
             )

@@ -96,10 +96,11 @@ def validate_name(obj: dict[str, Any]) -> list[FieldError]:
     return []
 
 
-def validate_builtin(obj: dict[str, Any]) -> list[FieldError]:
-    """Errors of a built-in object (empty when valid)."""
+def validate_builtin(obj: dict[str, Any], *, named: bool = True) -> list[FieldError]:
+    """Errors of a built-in object (empty when valid). ``named=False`` for the kinds that are
+    never stored and need no name (TokenReview, SubjectAccessReview)."""
     validator = builtin_validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-    return validate_name(obj) + _errors(validator, obj)
+    return (validate_name(obj) if named else []) + _errors(validator, obj)
 
 
 # --- custom resources -------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class PoolRef:
     target_kind: str
     target_name: str
     selector: str  # the target's pod label selector (from its scale subresource)
+    replicas: int | None = None  # the target's spec.replicas this tick (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class PolicyRef:
     name: str
     model: str
     pools: tuple[PoolRef, ...]
+    ttft_objective_s: float | None = None  # p90 TTFT objective: windows count misses over it
+    tpot_objective_s: float | None = None  # p90 TPOT objective
 
     @property
     def key(self) -> tuple[str, str]:
@@ -89,7 +92,8 @@ class CapacitySource(Protocol):
 
 # --- in-memory implementations ------------------------------------------------------------------
 
-#: metric families a batched Prometheus source asks per tick (rates, gauges, histograms, gateway)
+#: batched queries the Prometheus source asks per tick, whatever the pods and pools
+#: (``autoscaler.prometheus_source.Query``; a test keeps the two equal)
 QUERIES_PER_TICK = 12
 
 

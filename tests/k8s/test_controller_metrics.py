@@ -112,3 +112,42 @@ def test_every_metric_is_documented(registry: CollectorRegistry) -> None:
         names.add(name)
     missing = names - documented
     assert missing == set()
+
+
+def test_cost_churn_and_policy_info(world: World, registry: CollectorRegistry) -> None:
+    world.deploy("a", 2)
+    world.create(policy("p", [pool("a", gpusPerReplica=2, startupSeconds=90)]))
+    world.demand("p", 20.0, a=2)
+    world.tick()
+
+    def value(name: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, {**LABELS, **extra})
+
+    assert value("sloscaler_desired_replicas") == 6
+    assert value("sloscaler_pool_gpus") == 4  # 2 current replicas × 2 GPUs
+    assert value("sloscaler_pool_cost_per_hour") == pytest.approx(16.0)  # 4 GPUs × 4.0
+    assert value("sloscaler_startup_seconds") == 90
+    assert value("sloscaler_scale_events_total", direction="up") == 0  # nothing before
+    assert value("sloscaler_scale_events_total", direction="down") == 0
+    info = {"namespace": NS, "policy": "p", "model": "llama"}
+    assert registry.get_sample_value("sloscaler_policy_info", info) == 1
+    assert value("sloscaler_pool_info", target="a") == 1  # the pool's Deployment
+
+    world.demand("p", 4.0, a=6)
+    world.tick()
+    assert value("sloscaler_pool_gpus") == 12  # the direct write took the pool to 6
+    desired = value("sloscaler_desired_replicas")
+    assert desired is not None
+    assert desired != 6
+    up, down = (1, 0) if desired > 6 else (0, 1)
+    assert value("sloscaler_scale_events_total", direction="up") == up
+    assert value("sloscaler_scale_events_total", direction="down") == down
+
+    world.custom.delete_namespaced_custom_object(
+        "sloscaler.dev", "v1alpha1", NS, "slopolicies", "p"
+    )
+    world.tick()
+    assert value("sloscaler_pool_gpus") is None
+    assert value("sloscaler_scale_events_total", direction="up") is None
+    assert registry.get_sample_value("sloscaler_policy_info", info) is None
+    assert value("sloscaler_pool_info", target="a") is None

@@ -105,10 +105,12 @@ class World:
         return report
 
     def replicas(self, name: str) -> int:
-        return int(self.apps.read_namespaced_deployment_scale(name, NS).spec.replicas)
+        scale: Any = self.apps.read_namespaced_deployment_scale(name, NS)
+        return int(scale.spec.replicas)
 
     def status(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(G, V, NS, P, name).get("status", {}))
+        obj: Any = self.custom.get_namespaced_custom_object(G, V, NS, P, name)
+        return dict(obj.get("status", {}))
 
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         for c in self.status(name).get("conditions", []):
