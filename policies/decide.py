@@ -41,26 +41,46 @@ from policies.types import (
 )
 
 
+def _first_hop(
+    pools: Sequence[PoolSnapshot],
+) -> list[tuple[float, float, float, float | None]]:
+    """(request rate, mean input, mean output, prefix-hit ratio) of the windows that describe
+    the demand's shape: not decode pools (they see prompts without their prefix hits), and only
+    windows with lengths."""
+    out = []
+    for p in pools:
+        load = p.load
+        if p.role == "decode" or load is None or load.request_rps <= 0:
+            continue
+        if load.mean_input_tokens is None or load.mean_output_tokens is None:
+            continue
+        out.append(
+            (
+                load.request_rps,
+                load.mean_input_tokens,
+                load.mean_output_tokens,
+                load.prefix_hit_ratio,
+            )
+        )
+    return out
+
+
+def _first_hop_rps(pools: Sequence[PoolSnapshot]) -> float:
+    return sum(row[0] for row in _first_hop(pools))
+
+
 def demand_mix(
     pools: Sequence[PoolSnapshot], previous: DemandMix | None, default: DemandMix
 ) -> DemandMix:
     """Demand shape from the pools' windows (request-weighted), else the last known one."""
     weight = isl = osl = hit = 0.0
     hit_weight = 0.0
-    for p in pools:
-        load = p.load
-        if load is None or load.request_rps <= 0:
-            continue
-        if load.mean_input_tokens is None or load.mean_output_tokens is None:
-            continue
-        if p.role == "decode":
-            continue  # decode pools see prompts without their prefix hits; use the first hop
-        w = load.request_rps
+    for w, mean_in, mean_out, hit_ratio in _first_hop(pools):
         weight += w
-        isl += w * load.mean_input_tokens
-        osl += w * load.mean_output_tokens
-        if load.prefix_hit_ratio is not None:
-            hit += w * load.prefix_hit_ratio
+        isl += w * mean_in
+        osl += w * mean_out
+        if hit_ratio is not None:
+            hit += w * hit_ratio
             hit_weight += w
     if weight <= 0:
         return previous or default
@@ -68,23 +88,39 @@ def demand_mix(
 
 
 def smooth_mix(
-    previous: DemandMix | None, observed: DemandMix, dt: float, half_life_s: float
-) -> DemandMix:
-    """Exponentially weighted demand shape: ``α = 1 − 2^(−dt / half_life)`` of the new window.
+    previous: DemandMix | None,
+    weight: float,
+    observed: DemandMix,
+    requests: float,
+    dt: float,
+    half_life_s: float,
+) -> tuple[DemandMix, float]:
+    """Request-weighted, exponentially forgetting mean of the demand shape.
 
-    Capacity is steep in the shape (a prefix-hit ratio that drops while new replicas warm their
-    caches halves a prefill pool's capacity), and a recommendation driven by one noisy window is
-    then held for the whole scale-down stabilization window. Example: half-life 120 s, tick 15 s
-    → α = 0.083; a hit ratio of 0.50 and a window reading 0.20 → 0.475.
+    ``W' = W·2^(−dt/half_life) + n`` and ``mix' = mix + (n / W')·(observed − mix)`` for ``n``
+    requests new this tick: a cumulative mean while little has been seen (the first windows'
+    few, short requests do not set the shape alone), an EWMA with the given half-life once
+    traffic is steady. A prefill pool's capacity is steep in the shape — prompt lengths and the
+    prefix-hit ratio, which dips whenever new replicas start with cold caches — and a
+    recommendation driven by one noisy window is held for the whole scale-down stabilization
+    window. Example: half-life 120 s, tick 15 s, steady 60 requests a tick → ``W`` = 60 /
+    (1 − 0.917) = 723 and each window moves the mix by 60 / 723 = 8.3 %: a hit ratio of 0.50
+    and a window reading 0.20 → 0.475. Returns the mix and ``W'``.
     """
     if previous is None or half_life_s <= 0:
-        return observed
-    a = 1.0 - 2.0 ** (-dt / half_life_s)
-    return DemandMix(
-        previous.input_tokens + a * (observed.input_tokens - previous.input_tokens),
-        previous.output_tokens + a * (observed.output_tokens - previous.output_tokens),
-        previous.prefix_hit_ratio + a * (observed.prefix_hit_ratio - previous.prefix_hit_ratio),
+        return observed, requests
+    w = weight * 2.0 ** (-dt / half_life_s) + requests
+    a = requests / w if w > 0 else 1.0
+
+    def mean(old: float, new: float) -> float:
+        return old + a * (new - old)
+
+    mix = DemandMix(
+        mean(previous.input_tokens, observed.input_tokens),
+        mean(previous.output_tokens, observed.output_tokens),
+        mean(previous.prefix_hit_ratio, observed.prefix_hit_ratio),
     )
+    return mix, w
 
 
 def _groups(pools: Sequence[PoolSnapshot]) -> list[list[PoolSnapshot]]:
@@ -270,6 +306,7 @@ def decide(
     pool_states = dict(state.pools)
     forecasts = dict(state.forecasts)
     mixes = dict(state.mixes)
+    mix_weights = dict(state.mix_weights)
     choices = dict(state.variant_choice)
     budgets = dict(state.budgets)
     weights: dict[str, dict[str, float]] = {}
@@ -311,7 +348,14 @@ def decide(
             mix = prev_mix
         else:
             seen = demand_mix(pools, prev_mix, config.default_mix)
-            mix = smooth_mix(prev_mix, seen, config.tick_s, config.mix_half_life_s)
+            mix, mix_weights[model_name] = smooth_mix(
+                prev_mix,
+                mix_weights.get(model_name, 0.0),
+                seen,
+                _first_hop_rps(pools) * config.tick_s,
+                config.tick_s,
+                config.mix_half_life_s,
+            )
         mixes[model_name] = mix
         caps = {p.name: snapshot.capacity.capacity(p, mix, slo) for p in pools}
         if config.learn_from_attainment:
@@ -366,6 +410,7 @@ def decide(
         pools=pool_states,
         forecasts=forecasts,
         mixes=mixes,
+        mix_weights=mix_weights,
         variant_choice=choices,
         budgets=budgets,
     )

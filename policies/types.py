@@ -165,6 +165,7 @@ class PolicyState:
     pools: Mapping[str, PoolState] = field(default_factory=dict)
     forecasts: Mapping[str, ForecastState] = field(default_factory=dict)
     mixes: Mapping[str, DemandMix] = field(default_factory=dict)  # last known mix per model
+    mix_weights: Mapping[str, float] = field(default_factory=dict)  # requests behind each mix
     variant_choice: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     budgets: Mapping[str, BudgetState] = field(default_factory=dict)
 

@@ -118,19 +118,22 @@ def pool_with(w: LoadWindow) -> PoolSnapshot:
 
 
 def test_demand_shape_smoothing_worked_example() -> None:
+    steady = 60 / (1 - 2 ** (-15 / 120))  # the weight behind a mix after steady traffic
     prev = DemandMix(1000.0, 200.0, 0.50)
     seen = DemandMix(2000.0, 100.0, 0.20)
-    out = smooth_mix(prev, seen, dt=15.0, half_life_s=120.0)
-    a = 1 - 2 ** (-15 / 120)
-    assert out.prefix_hit_ratio == pytest.approx(0.50 - a * 0.30)
+    out, w = smooth_mix(prev, steady, seen, 60.0, dt=15.0, half_life_s=120.0)
+    assert w == pytest.approx(steady)
     assert out.prefix_hit_ratio == pytest.approx(0.475, abs=1e-3)
-    assert out.input_tokens == pytest.approx(1000 + a * 1000)
-    # one half-life of ticks moves half-way; no history or no smoothing takes the window as is
-    for _ in range(8):
-        prev = smooth_mix(prev, seen, dt=15.0, half_life_s=120.0)
-    assert prev.prefix_hit_ratio == pytest.approx(0.35)
-    assert smooth_mix(None, seen, 15.0, 120.0) == seen
-    assert smooth_mix(prev, seen, 15.0, 0.0) == seen
+    assert out.input_tokens == pytest.approx(1000 + 1000 * 60 / steady)
+    # with little behind it the mean is cumulative: the second window weighs as much as the first
+    first, w1 = smooth_mix(None, 0.0, prev, 60.0, 15.0, 120.0)
+    second, _ = smooth_mix(first, w1, seen, 60.0, 15.0, 120.0)
+    assert second.prefix_hit_ratio == pytest.approx(
+        0.20 + (0.50 - 0.20) * 60 * 0.917 / 115.0, abs=1e-3
+    )
+    # a tick without requests leaves the shape; no smoothing takes the window as is
+    assert smooth_mix(prev, steady, seen, 0.0, 15.0, 120.0)[0] == prev
+    assert smooth_mix(prev, steady, seen, 60.0, 15.0, 0.0)[0] == seen
 
 
 def test_budget_leans_in_when_attainment_is_high_and_backs_off_when_low() -> None:
