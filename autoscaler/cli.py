@@ -23,7 +23,7 @@ from autoscaler.policies import POLICIES, build_scorer, prepare_policy
 from dashboards.cli import dashboards_app
 from predictor.cli import predictor_app
 from simulator.perf.catalog import load_catalog
-from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
+from simulator.scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario
 from simulator.traces.errors import TraceFormatError
 
 app = typer.Typer(
@@ -102,6 +102,13 @@ def simulate(
         float | None, typer.Option(help="replay only arrivals in the first S seconds", min=1)
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (default: the scenario's)")] = None,
+    replicas: Annotated[
+        str,
+        typer.Option(
+            help="start pools at these replicas instead of the scenario's: POOL=N,… (e.g. the "
+            "size of your running deployment)"
+        ),
+    ] = "",
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="write the JSON summary to FILE, or '-' for stdout"),
@@ -128,7 +135,7 @@ def simulate(
 
     policy_name = policy or "static"
     try:
-        sc = load_scenario(scenario)
+        sc = _start_replicas(load_scenario(scenario), replicas)
         policy_name = policy or sc.policy.name
         trace_obj = build_trace(sc, trace, seed)
         if duration is not None:
@@ -194,6 +201,32 @@ def simulate(
         _write_atomic(report, render_report(result))
         if json_out != "-":
             Console().print(f"report written to {report}")
+
+
+def _start_replicas(sc: Scenario, text: str) -> Scenario:
+    """The scenario with ``--replicas`` applied: ``"prefill=6,decode=2"`` sets those pools'
+    initial replicas (within each pool's min/max)."""
+    if not text.strip():
+        return sc
+    pools = {p.name: p for p in sc.pools}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not value.strip().isdigit():
+            raise ScenarioError(f"--replicas: {part!r} is not POOL=N")
+        if name not in pools:
+            raise ScenarioError(
+                f"--replicas: unknown pool {name!r}; the scenario has {', '.join(pools)}"
+            )
+        n = int(value)
+        p = pools[name]
+        if not p.min_replicas <= n <= p.max_replicas:
+            raise ScenarioError(
+                f"--replicas: {name}={n} is outside the pool's "
+                f"min_replicas..max_replicas ({p.min_replicas}..{p.max_replicas})"
+            )
+        pools[name] = p.model_copy(update={"replicas": n})
+    return sc.model_copy(update={"pools": list(pools.values())})
 
 
 def _write_atomic(path: Path, text: str) -> None:

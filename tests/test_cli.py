@@ -222,3 +222,37 @@ def test_bad_policy_params_name_the_field(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "policy.params.headroom" in r.output
     assert "1.5" in r.output
+
+
+def test_simulate_starts_pools_at_the_given_replicas() -> None:
+    r = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--policy",
+            "static",
+            "--duration",
+            "30",
+            "--replicas",
+            "llama70b-h100=2",
+            "--json",
+            "-",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    pools = json.loads(r.stdout)["pools"]
+    assert [p["replicas_max"] for p in pools] == [2]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nosuch=2", "unknown pool 'nosuch'"),
+        ("llama70b-h100=two", "is not POOL=N"),
+        ("llama70b-h100=999", "outside the pool's min_replicas..max_replicas"),
+    ],
+)
+def test_simulate_rejects_bad_replicas(value: str, message: str) -> None:
+    r = runner.invoke(app, ["simulate", "--duration", "30", "--replicas", value])
+    assert r.exit_code == 2
+    assert message in r.output
