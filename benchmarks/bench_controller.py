@@ -111,12 +111,13 @@ def build(
 def measure(policies: int, pools: int, pods: int, ticks: int) -> dict[str, Any]:
     fake, clock, controller, source = build(policies, pools, pods)
     try:
-        durations, requests, queries, writes = [], [], [], []
+        durations, cpu, requests, queries, writes = [], [], [], [], []
         for _ in range(ticks):
             n_req, n_q = len(fake.requests), source.queries
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = controller.tick()
             durations.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process: controller and fake together
             requests.append(len(fake.requests) - n_req)
             queries.append(source.queries - n_q)
             writes.append(report.scale_writes)
@@ -130,6 +131,11 @@ def measure(policies: int, pools: int, pods: int, ticks: int) -> dict[str, Any]:
             "tick_s": [round(d, 3) for d in durations],
             "steady_tick_s_median": round(statistics.median(durations[1:] or durations), 3),
             "first_tick_s": round(durations[0], 3),
+            # CPU seconds of the whole process (pinned to one core): equal to the wall time on an
+            # idle core, and unaffected by other processes sharing it
+            "tick_cpu_s": [round(c, 3) for c in cpu],
+            "steady_tick_cpu_s_median": round(statistics.median(cpu[1:] or cpu), 3),
+            "first_tick_cpu_s": round(cpu[0], 3),
             "api_requests_per_tick": requests,
             "metric_queries_per_tick": queries,
             "scale_writes_per_tick": writes,
@@ -158,7 +164,7 @@ def main() -> None:
         "queries_independent_of_pods": full["metric_queries_per_tick"][0]
         == half["metric_queries_per_tick"][0],
         "target_s": 1.0,
-        "meets_target": full["steady_tick_s_median"] <= 1.0,
+        "meets_target": max(full["first_tick_s"], full["steady_tick_s_median"]) <= 1.0,
     }
     print(json.dumps(result, indent=2))
     if args.json:
