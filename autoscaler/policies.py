@@ -66,7 +66,8 @@ def trace_mix(trace: Trace) -> DemandMix:
 
 
 def static_peak(scenario: Scenario, trace: Trace) -> Prepared:
-    """Fixed replicas sized so the trace's peak (60 s windows) meets the SLO with headroom."""
+    """Fixed replicas sized so the trace's peak (60 s windows) meets the SLO with headroom,
+    within each pool's maximum and the scenario's GPU inventory (pools claim GPUs in order)."""
     params = slo_params(scenario)
     capacity = ProfileCapacityModel(pool_profiles(scenario))
     slo = SLOTarget(
@@ -80,6 +81,7 @@ def static_peak(scenario: Scenario, trace: Trace) -> Prepared:
         ]
         capacity.observe_requests(model, rows, 0.0)
     pools = []
+    gpus_left = dict(scenario.inventory)  # accelerator → GPUs not yet claimed (absent: no limit)
     for p, spec in zip(scenario.pools, scenario.pool_specs(), strict=True):
         snap = PoolSnapshot(
             p.name,
@@ -95,7 +97,11 @@ def static_peak(scenario: Scenario, trace: Trace) -> Prepared:
         )
         cap = capacity.capacity(snap, mix, slo).rps * (1 - params.headroom)
         n = math.ceil(peak / cap) if cap > 0 else p.max_replicas
-        pools.append(p.model_copy(update={"replicas": max(1, min(n, p.max_replicas))}))
+        n = max(1, min(n, p.max_replicas))
+        if p.accelerator in gpus_left:
+            n = max(1, min(n, gpus_left[p.accelerator] // p.gpus))
+            gpus_left[p.accelerator] -= n * p.gpus
+        pools.append(p.model_copy(update={"replicas": n}))
     return scenario.model_copy(update={"pools": pools}), None
 
 

@@ -104,3 +104,16 @@ def test_each_baseline_drives_a_run(tiny: Path, policy: str) -> None:
     replicas = [x.replicas[0] for x in result.output.samples]
     assert min(replicas) >= 1  # the pool's bounds hold
     assert max(replicas) <= 4
+
+
+def test_static_peak_stays_within_the_gpu_inventory(tmp_path: Path) -> None:
+    path = tmp_path / "busy.yaml"
+    path.write_text(TINY.replace("[60, 30.0]", "[60, 120.0]"))
+    sc = load_scenario(str(path))
+    trace = build_trace(sc, None, None)
+    sized, _ = prepare_policy("static-peak", sc, trace)
+    unlimited = sized.pools[0].replicas
+    assert unlimited > 2  # the 120 req/s stage needs more than two H100s
+    scarce = sc.model_copy(update={"inventory": {"h100": 2}})
+    capped, _ = prepare_policy("static-peak", scarce, trace)
+    assert capped.pools[0].replicas == 2
