@@ -2,8 +2,10 @@
 
 Three models, trained on the same rows and scored by the same metrics (``predictor.metrics``):
 
-* **ours** — monotone LightGBM quantile + mean models per accelerator (or pooled, whichever the
-  held-out split prefers: ``train_best_layout``), split-conformal calibrated p90;
+* **ours** — per accelerator (or pooled, whichever the held-out split prefers:
+  ``train_best_layout``): a non-negative linear queueing term, a monotone LightGBM log-location,
+  non-decreasing quantile maps and a mean model, with split-conformal offsets per accelerator and
+  waiting-queue stratum (``predictor.boosting``, ``predictor.calibration``);
 * **Bayesian ridge** — llm-d's linear predictor, p90 = mean + 1.28·std, one model for the pool
   (and, as an extra row, one per accelerator);
 * **unconstrained GBM** — LightGBM's own quantile objective, no monotonicity, no calibration
@@ -64,7 +66,8 @@ import httpx
 import numpy as np
 
 from predictor.baselines import BayesianRidgeBaseline, BoostedQuantileBaseline
-from predictor.boosting import predict_rows
+from predictor.boosting import LOCATION, predict_rows
+from predictor.calibration import waiting_strata
 from predictor.features import NUMERIC_FEATURES, FeatureColumns, Target
 from predictor.metrics import ALL, HeldOutMetrics, evaluate_arrays, pinball_loss
 from predictor.models import LatencyModel, Layout
@@ -238,7 +241,7 @@ def saturation_rps(accelerator: str, model: str, gpus: int, seed: int = 0) -> fl
     specs = [(0, replace(r, arrival_s=0.0)) for r in workload(rng, 1.0, n)]
     served = serve(accelerator, model, gpus, config, specs, cap=lambda _: edge)
     finish = np.sort(served.finish_s)
-    return (n - 2 * edge) / (finish[n - edge] - finish[edge])
+    return float((n - 2 * edge) / (finish[n - edge] - finish[edge]))
 
 
 def simulated_samples(
@@ -334,6 +337,26 @@ def print_tables(scores: dict[str, dict[str, list[HeldOutMetrics]]], accs: Seque
                     m = next(x for x in metrics if x.target is target and x.accelerator == acc)
                     cells.append(f"{m.coverage_p90:.3f}/{m.pinball_p90:9.2f}/{m.mape_mean:6.2f}")
                 print(f"{name:<38}" + "".join(f"{x:>26}" for x in cells))
+
+
+def coverage_by_waiting(
+    model: LatencyModel, rows: RequestSamples, loads: np.ndarray
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Ours: p90 coverage per waiting-queue stratum (the calibration's strata), below and above
+    saturation, per target — where the overload coverage comes from."""
+    strata = waiting_strata(rows.features.values["num_request_waiting"])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for t in Target:
+        p90, _ = p90_and_mean(model, rows, t)
+        y = rows.actual(t)
+        for regime, keep in (("10-100 %", loads < 1.05), ("110-120 %", loads > 1.05)):
+            cells: dict[str, Any] = {}
+            for k, label in enumerate(("0", "1", "2-3", "4-7", "8-15", "16-31", ">=32")):
+                m = keep & (strata == k) & np.isfinite(y)
+                share = float(np.mean(y[m] <= p90[m])) if m.any() else None
+                cells[label] = {"n": int(m.sum()), "coverage": share}
+            out.setdefault(t.value, {})[regime] = cells
+    return out
 
 
 def verdicts(scores: dict[str, dict[str, list[HeldOutMetrics]]]) -> list[dict[str, Any]]:
@@ -467,7 +490,7 @@ def replay(stages: list[MeasuredStage], variant: str, seed: int) -> Served:
 
 def _cdf(levels: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The measured CDF at ``x`` (inverse of the piecewise-linear quantile function)."""
-    return np.interp(x, values, levels, left=0.0, right=1.0)
+    return np.asarray(np.interp(x, values, levels, left=0.0, right=1.0))
 
 
 def stage_scores(
@@ -583,7 +606,7 @@ def in_process_speed(
     seg = next(k for k in model.segments if model.segment_ready(k) is None)
     boosters = model.segments[seg][Target.TTFT]
     matrix = boosters.layout.matrix(rows.features.take(np.arange(32)))  # type: ignore[union-attr]
-    booster = boosters.boosters["p90"]  # type: ignore[union-attr]
+    booster = boosters.boosters[LOCATION]  # type: ignore[union-attr]
     raw, ours = [], []
     _quiet_heap()
     for i in range(calls):
@@ -696,6 +719,13 @@ def main() -> None:
     scores = score(fitted, test_rows, test_loads) if fitted else {}
     accs = [a for a, _, _ in PODS]
     print_tables(scores, accs)
+    by_waiting = coverage_by_waiting(fitted[0].model, test_rows, test_loads) if fitted else {}  # type: ignore[arg-type]
+    for target, regimes in by_waiting.items():
+        for regime, strata_cells in regimes.items():
+            text = "  ".join(
+                f"{k}: {c['coverage']:.2f} ({c['n']})" for k, c in strata_cells.items() if c["n"]
+            )
+            print(f"\nours, {target.upper()} {regime}, p90 coverage by requests waiting: {text}")
     checks = verdicts(scores)
     print("\ntargets (ours; pinball change relative to each baseline, negative = ours lower):")
     for row in checks:
@@ -708,6 +738,7 @@ def main() -> None:
         "test_rows": len(test_rows),
         "fit_seconds": {c.name: round(c.fit_s, 2) for c in fitted},
         "targets": checks,
+        "ours_coverage_by_waiting": by_waiting,
         "metrics": {
             regime: {name: [m.to_json() for m in ms] for name, ms in by_model.items()}
             for regime, by_model in scores.items()

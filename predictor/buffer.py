@@ -34,6 +34,7 @@ from predictor.features import (
     NUMERIC_FEATURES,
     POD_TYPE_BY_CODE,
     PREFIX_CACHE_SCORE,
+    WAITING_EDGES,
     FeatureColumns,
 )
 from predictor.samples import RequestSamples
@@ -116,7 +117,7 @@ class SplitPolicy:
 class BucketScheme:
     """Bucket edges (a value ``v`` falls in bucket ``searchsorted(edges, v, 'right')``)."""
 
-    queue_edges: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
+    queue_edges: tuple[float, ...] = WAITING_EDGES
     kv_edges: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     prefix_edges: tuple[float, ...] = (0.25, 0.5, 0.75)
 

@@ -1,10 +1,12 @@
-"""Conformal calibration of quantile models, per accelerator, and online coverage tracking.
+"""Conformal calibration of quantile models, per accelerator and load stratum.
 
 Why this module exists: a quantile model fitted on one sample is over- or under-confident on the
 next (llm-d's p90 covers 88%/91% with one server per pool but 62–65% when one server serves
-several pools). Split conformal prediction turns any quantile model into one with a guaranteed
-marginal coverage on exchangeable data, and doing it per accelerator fixes exactly the
-heterogeneous-pool case. Coverage is then watched online, so drift shows up as a number.
+several pools), and by different amounts at light load and in overload. Split conformal
+prediction turns any quantile model into one with a guaranteed coverage on exchangeable data;
+doing it per accelerator fixes the heterogeneous-pool case, and per waiting-queue stratum
+(Mondrian conformal prediction) keeps the guarantee inside each load regime instead of only on
+average over a mostly light-load sample.
 
 **Split conformal (one-sided, in log space).** On a calibration set the model never trained on,
 score each row ``s_i = log(y_i) − log(q̂(x_i))`` (how far the observation lies above the
@@ -14,31 +16,50 @@ with ``k = ⌈(n + 1)·α⌉``; the calibrated quantile is ``q̂(x)·exp(offset)
 
 Worked example: nine scores ``[−0.3, −0.2, −0.1, 0, 0.05, 0.1, 0.2, 0.3, 0.4]``, ``α = 0.9``:
 ``k = ⌈10·0.9⌉ = 9``, offset = 0.4, so every p90 prediction is multiplied by ``e^0.4 ≈ 1.49``. With
-``n = 1,000`` the coverage lies between 0.900 and 0.901. A multiplicative offset keeps a monotone
-model monotone.
+``n = 1,000`` the coverage lies between 0.900 and 0.901.
+
+**Strata (Mondrian).** Rows are grouped by the waiting queue of the pod, in the training
+buffer's strata ``[0, 1, 2–3, 4–7, 8–15, 16–31, ≥ 32]``, and each group gets its own offset —
+the guarantee above then holds within each group. Two rules keep it sound and the calibrated
+model monotone in load:
+
+1. a stratum with fewer than ``min_rows`` (50) calibration rows is pooled with the stratum
+   below it (the lowest with the one above), so every stratum, even one never observed, has an
+   offset from enough rows;
+2. offsets must not decrease with the queue, or a prediction could drop when one more request
+   waits: adjacent strata whose offsets decrease are pooled and share the offset of their
+   pooled scores (pool-adjacent-violators), until none do.
+
+Example: strata offsets 0.30 (4,000 rows), 0.34 (600), 0.22 (300), 0.41 (200), 0.05 (30 rows:
+too few), and no rows at 16 or more waiting. Rule 1 pools the 30 rows and the empty strata with
+the 200 (their 230 scores give, say, 0.38); rule 2 pools 0.34 and 0.22 (their 900 scores give,
+say, 0.31 ≥ 0.30): offsets ``[0.30, 0.31, 0.31, 0.38, 0.38, 0.38, 0.38]``. A multiplicative,
+non-decreasing offset keeps a monotone model monotone. An accelerator with fewer than
+``min_rows`` calibration rows in all uses the all-accelerator offsets.
 
 **Adaptive conformal (online, Gibbs & Candès 2021).** Between retrains the offset can follow
 drift: after each batch with ``m`` misses out of ``b`` rows,
 ``offset ← offset + γ·(m − (1 − α)·b)/b``. With ``γ = 0.05``, a batch of 100 with 20 misses at
 ``α = 0.9`` raises the offset by ``0.05·(20 − 10)/100 = 0.005``.
 
-**Coverage tracking.** Hits and totals decay with a half-life: after ``Δt`` seconds both are
-multiplied by ``0.5^(Δt/half_life)`` before the new batch is added, so coverage is a recency-
-weighted fraction that forgets an old regime in a few half-lives.
+Online coverage (how the serving model does on samples posted after it was installed) is tracked
+by :mod:`predictor.drift`, which also decides when it has drifted.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from predictor.features import FloatArray, Target
+from predictor.features import WAITING_EDGES, FloatArray, Target
 
-#: Offsets fitted on fewer rows than this fall back to the all-accelerator offset.
+#: Offsets fitted on fewer rows than this fall back to the all-accelerator offset, and a
+#: waiting stratum with fewer rows is pooled with its neighbour.
 MIN_CALIBRATION_ROWS = 50
 ALL_ACCELERATORS = "*"
 
@@ -53,66 +74,162 @@ def conformal_quantile(scores: FloatArray, level: float) -> float:
     return float(finite[max(k, 1) - 1])
 
 
+def waiting_strata(
+    waiting: FloatArray, edges: tuple[float, ...] = WAITING_EDGES
+) -> npt.NDArray[np.intp]:
+    """The waiting-queue stratum of every row (``searchsorted(edges, w, 'right')``)."""
+    return np.asarray(np.searchsorted(edges, waiting, "right"), dtype=np.intp)
+
+
+def stratified_offsets(
+    scores: FloatArray,
+    strata: npt.NDArray[np.intp],
+    n_strata: int,
+    level: float,
+    *,
+    min_rows: int = MIN_CALIBRATION_ROWS,
+) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
+    """One non-decreasing offset per stratum, and the rows behind each (module doc, rules 1–2).
+
+    ``None`` when all the scores together are too few for ``level``.
+    """
+    finite = np.isfinite(scores)
+    by_stratum = [scores[finite & (strata == k)] for k in range(n_strata)]
+    blocks: list[list[int]] = [[k] for k in range(n_strata)]
+
+    def pooled(block: list[int]) -> FloatArray:
+        return np.concatenate([by_stratum[k] for k in block])
+
+    def offset(block: list[int]) -> float:
+        rows = pooled(block)
+        return conformal_quantile(rows, level) if rows.size >= min_rows else math.inf
+
+    changed = True
+    while changed and len(blocks) > 1:
+        changed = False
+        offsets = [offset(b) for b in blocks]
+        for i, value in enumerate(offsets):
+            if not math.isfinite(value):  # rule 1: too few rows, pool with the one below
+                j = i - 1 if i > 0 else 1
+                lo, hi = min(i, j), max(i, j)
+                blocks[lo : hi + 1] = [blocks[lo] + blocks[hi]]
+                changed = True
+                break
+        if changed:
+            continue
+        for i in range(len(blocks) - 1):
+            if offsets[i] > offsets[i + 1]:  # rule 2: pool adjacent violators
+                blocks[i : i + 2] = [blocks[i] + blocks[i + 1]]
+                changed = True
+                break
+    values = [0.0] * n_strata
+    rows = [0] * n_strata
+    for block in blocks:
+        value = conformal_quantile(pooled(block), level)
+        if not math.isfinite(value):
+            return None
+        for k in block:
+            values[k] = value
+            rows[k] = int(by_stratum[k].size)
+    return tuple(values), tuple(rows)
+
+
 @dataclass(frozen=True, slots=True)
 class CalibrationEntry:
-    """The log-space offset of one (target, quantile, accelerator), from ``n`` held-out rows."""
+    """Log-space offsets of one (target, quantile, accelerator): one per waiting stratum
+    (non-decreasing), and the calibration rows each stratum had."""
 
     target: Target
     quantile: float
     accelerator: str
-    offset: float
-    n: int
+    offsets: tuple[float, ...]
+    rows: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        """Calibration rows in all strata."""
+        return sum(self.rows)
 
 
 @dataclass(frozen=True)
 class ConformalCalibration:
-    """Offsets by (target, quantile, accelerator); ``*`` is the all-accelerator fallback."""
+    """Offsets by (target, quantile, accelerator) and waiting stratum; ``*`` is the
+    all-accelerator fallback."""
 
     entries: Mapping[tuple[Target, float, str], CalibrationEntry]
+    waiting_edges: tuple[float, ...] = WAITING_EDGES
 
     @classmethod
     def identity(cls) -> ConformalCalibration:
         """No adjustment anywhere."""
         return cls(entries={})
 
-    def offset(self, target: Target, quantile: float, accelerator: str) -> float:
-        """The log offset to add; the accelerator's own, else the pooled one, else 0."""
+    def _entry(self, target: Target, quantile: float, accelerator: str) -> CalibrationEntry | None:
         entry = self.entries.get((target, quantile, accelerator))
         if entry is None:
             entry = self.entries.get((target, quantile, ALL_ACCELERATORS))
-        return 0.0 if entry is None else entry.offset
+        return entry
 
-    def offsets(self, target: Target, quantile: float, accelerators: Iterable[str]) -> FloatArray:
-        """:meth:`offset` for every row's accelerator."""
+    def offset(self, target: Target, quantile: float, accelerator: str, waiting: float) -> float:
+        """The log offset to add; the accelerator's own, else the pooled one, else 0."""
+        return float(self.offsets(target, quantile, (accelerator,), np.array([waiting]))[0])
+
+    def offsets(
+        self,
+        target: Target,
+        quantile: float,
+        accelerators: Iterable[str],
+        waiting: FloatArray,
+    ) -> FloatArray:
+        """:meth:`offset` for every row (its accelerator and its waiting queue)."""
         accelerators = tuple(accelerators)
-        by_name = {a: self.offset(target, quantile, a) for a in set(accelerators)}
-        return np.fromiter((by_name[a] for a in accelerators), np.float64, len(accelerators))
+        strata = waiting_strata(waiting, self.waiting_edges)
+        names = set(accelerators)
+        out = np.zeros(len(accelerators))
+        for name in names:
+            entry = self._entry(target, quantile, name)
+            if entry is None:
+                continue
+            table = np.asarray(entry.offsets, dtype=np.float64)
+            if len(names) == 1:
+                return table[strata]
+            mask = np.fromiter((a == name for a in accelerators), np.bool_, len(accelerators))
+            out[mask] = table[strata[mask]]
+        return out
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "target": e.target.value,
-                "quantile": e.quantile,
-                "accelerator": e.accelerator,
-                "offset": e.offset,
-                "n": e.n,
-            }
-            for e in self.entries.values()
-        ]
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "waiting_edges": list(self.waiting_edges),
+            "entries": [
+                {
+                    "target": e.target.value,
+                    "quantile": e.quantile,
+                    "accelerator": e.accelerator,
+                    "offsets": list(e.offsets),
+                    "rows": list(e.rows),
+                }
+                for e in self.entries.values()
+            ],
+        }
 
     @classmethod
-    def from_json(cls, data: list[dict[str, Any]]) -> ConformalCalibration:
+    def from_json(cls, data: Mapping[str, Any]) -> ConformalCalibration:
+        edges = tuple(float(v) for v in data["waiting_edges"])
         entries = {}
-        for item in data:
+        for item in data["entries"]:
             e = CalibrationEntry(
                 target=Target(item["target"]),
                 quantile=float(item["quantile"]),
                 accelerator=str(item["accelerator"]),
-                offset=float(item["offset"]),
-                n=int(item["n"]),
+                offsets=tuple(float(v) for v in item["offsets"]),
+                rows=tuple(int(v) for v in item["rows"]),
             )
+            if len(e.offsets) != len(edges) + 1 or len(e.rows) != len(e.offsets):
+                raise ValueError(f"calibration of {e.accelerator}: one offset per stratum")
+            if any(b < a for a, b in zip(e.offsets, e.offsets[1:], strict=False)):
+                raise ValueError(f"calibration of {e.accelerator}: offsets decrease with load")
             entries[(e.target, e.quantile, e.accelerator)] = e
-        return cls(entries=entries)
+        return cls(entries=entries, waiting_edges=edges)
 
 
 def fit_conformal(
@@ -121,29 +238,34 @@ def fit_conformal(
     log_actual: FloatArray,
     log_predicted: FloatArray,
     accelerators: tuple[str, ...],
+    waiting: FloatArray | None = None,
     *,
     min_rows: int = MIN_CALIBRATION_ROWS,
+    edges: tuple[float, ...] = WAITING_EDGES,
 ) -> list[CalibrationEntry]:
     """Offsets for one (target, quantile): pooled over all rows, and per accelerator with enough.
 
     Rows whose actual value is unknown (NaN) are ignored. An accelerator with fewer than
-    ``min_rows`` scores gets no entry of its own and uses the pooled one.
+    ``min_rows`` scores gets no entry of its own and uses the pooled one. Without ``waiting``
+    every row is in the first stratum (one offset for all loads).
     """
     scores = log_actual - log_predicted
     known = np.isfinite(scores)
+    strata = (
+        np.zeros(len(scores), dtype=np.intp) if waiting is None else waiting_strata(waiting, edges)
+    )
     acc = np.asarray(accelerators, dtype=object)
     out: list[CalibrationEntry] = []
-    pooled = conformal_quantile(scores[known], quantile)
-    if math.isfinite(pooled):
-        out.append(CalibrationEntry(target, quantile, ALL_ACCELERATORS, pooled, int(known.sum())))
-    for name in sorted(set(accelerators)):
-        mask = known & (acc == name)
-        n = int(mask.sum())
-        if n < min_rows:
+    n_strata = len(edges) + 1
+    for name in (ALL_ACCELERATORS, *sorted(set(accelerators))):
+        mask = known if name == ALL_ACCELERATORS else known & (acc == name)
+        if name != ALL_ACCELERATORS and int(mask.sum()) < min_rows:
             continue
-        offset = conformal_quantile(scores[mask], quantile)
-        if math.isfinite(offset):
-            out.append(CalibrationEntry(target, quantile, name, offset, n))
+        fitted = stratified_offsets(
+            scores[mask], strata[mask], n_strata, quantile, min_rows=min_rows
+        )
+        if fitted is not None:
+            out.append(CalibrationEntry(target, quantile, name, *fitted))
     return out
 
 
@@ -161,66 +283,3 @@ class AdaptiveOffset:
             return self
         error = (misses - (1.0 - self.level) * total) / total
         return replace(self, offset=self.offset + self.step * error)
-
-
-@dataclass(frozen=True, slots=True)
-class CoverageState:
-    """Recency-weighted hits and totals of one (target, accelerator) quantile."""
-
-    hits: float = 0.0
-    total: float = 0.0
-    updated_at: float | None = None
-
-    @property
-    def coverage(self) -> float | None:
-        """Fraction of observations at or below the predicted quantile; ``None`` before any."""
-        return None if self.total <= 0 else self.hits / self.total
-
-
-def update_coverage(
-    state: CoverageState, hits: int, total: int, now: float, half_life_s: float = 900.0
-) -> CoverageState:
-    """Decay ``state`` to ``now`` and add a batch of ``hits`` out of ``total``."""
-    decay = 1.0
-    if state.updated_at is not None and now > state.updated_at:
-        decay = 0.5 ** ((now - state.updated_at) / half_life_s)
-    return CoverageState(
-        hits=state.hits * decay + hits, total=state.total * decay + total, updated_at=now
-    )
-
-
-@dataclass(frozen=True)
-class CoverageTracker:
-    """Online coverage of the serving quantile per (target, accelerator); frozen, pure updates."""
-
-    quantile: float
-    half_life_s: float = 900.0
-    states: Mapping[tuple[Target, str], CoverageState] = field(default_factory=dict)
-
-    def observe(
-        self,
-        target: Target,
-        accelerators: tuple[str, ...],
-        actual_ms: FloatArray,
-        predicted_ms: FloatArray,
-        now: float,
-    ) -> CoverageTracker:
-        """The tracker after comparing a batch of actuals with their predicted quantiles."""
-        valid = np.isfinite(actual_ms) & np.isfinite(predicted_ms)
-        acc = np.asarray(accelerators, dtype=object)
-        states = dict(self.states)
-        for name in sorted(set(accelerators)):
-            mask = valid & (acc == name)
-            total = int(mask.sum())
-            if total == 0:
-                continue
-            hits = int((actual_ms[mask] <= predicted_ms[mask]).sum())
-            key = (target, name)
-            states[key] = update_coverage(
-                states.get(key, CoverageState()), hits, total, now, self.half_life_s
-            )
-        return replace(self, states=states)
-
-    def coverage(self, target: Target, accelerator: str) -> float | None:
-        state = self.states.get((target, accelerator))
-        return None if state is None else state.coverage

@@ -11,27 +11,44 @@ from the same artifacts. The commands:
   the version directory ``DIR`` itself) on every row of the CSV and prints, per target and
   accelerator (``*`` = all), ``n``, ``coverage_p90``, ``pinball_p90``, ``mape_mean``,
   ``r2_mean``;
-* ``serve --model DIR --host 127.0.0.1 --port 8000`` runs the HTTP service
-  (:mod:`predictor.service`) on the newest valid version, training more as samples arrive.
+* ``train-windows --prometheus-url URL --start T --end T --out DIR`` reads vLLM's metrics
+  from Prometheus as (pod, window) rows (:mod:`predictor.prometheus_dataset`), fits window
+  models per (accelerator, role) (:mod:`predictor.window_models`) and publishes them as a new
+  version under ``DIR`` (a window-model registry, see :mod:`predictor.window_registry`);
+* ``serve --model DIR --host 127.0.0.1 --port 8000 [--windows DIR] [--profiles FILE]`` runs the
+  HTTP service (:mod:`predictor.service`) on the newest valid version, training more as samples
+  arrive, and answers ``POST /capacity`` from the newest window model (or from the analytic
+  profiles in ``FILE`` while none is ready).
 
 A bad file or column ends with one ``error:`` line naming the file, line and column, and exit
-status 2; no traceback.
+status 2; so does an unreachable or refusing Prometheus (saying whether retrying may help); no
+traceback.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import structlog
 import typer
 
 from predictor.boosting import BoostingParams
+from predictor.capacity import AcceleratorProfile
 from predictor.clock import WallClock
 from predictor.models import Layout, ModelConfig
+from predictor.outcomes import NotReady
+from predictor.prometheus_dataset import (
+    PrometheusError,
+    PrometheusWindowSource,
+    WindowDatasetConfig,
+    connect,
+)
+from predictor.prometheus_queries import RowLabels, Selector
 from predictor.registry import METADATA, Artifact, ArtifactError, ModelRegistry
 from predictor.samples import SampleFormatError, read_samples_csv
 from predictor.training import (
@@ -42,6 +59,11 @@ from predictor.training import (
     train,
     train_best_layout,
 )
+from predictor.window_models import WindowModelConfig, WindowSegment, fit_window_model
+from predictor.window_registry import WindowModelRegistry, dataset_summary
+
+if TYPE_CHECKING:
+    from predictor.service import PredictorService
 
 predictor_app = typer.Typer(
     name="predictor",
@@ -100,7 +122,7 @@ def train_command(
     ] = 200,
     trees: Annotated[
         int | None,
-        typer.Option(min=1, help="Trees per booster stage (location, correction, mean)."),
+        typer.Option(min=1, help="Trees per booster (location, mean)."),
     ] = None,
 ) -> None:
     """Fit, calibrate and score models on FILE.csv; publish them as a new version in DIR."""
@@ -114,11 +136,7 @@ def train_command(
         _fail(str(exc))
     if len(samples) == 0:
         _fail(f"{data}: no rows")
-    boosting = (
-        BoostingParams(location_trees=trees, correction_trees=trees, mean_trees=trees)
-        if trees
-        else BoostingParams()
-    )
+    boosting = BoostingParams(location_trees=trees, mean_trees=trees) if trees else BoostingParams()
     model = ModelConfig(
         quantiles=qs,
         serving_quantile=serving_quantile,
@@ -221,16 +239,71 @@ def serve_command(
     train_in_process: Annotated[
         bool, typer.Option("--train/--no-train", help="Retrain from posted samples.")
     ] = True,
+    windows: Annotated[
+        Path | None,
+        typer.Option("--windows", help="Window-model registry for POST /capacity."),
+    ] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            help="JSON {accelerator: profile} for the analytic capacity fallback.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the llm-d compatible prediction API on the newest valid model in DIR."""
     import uvicorn
 
-    from predictor.service import PredictorService, ServiceConfig, create_app
+    from predictor.service import create_app
 
     _logs_to_stderr()
+    service = build_service(model, accelerator, train_in_process, windows, profiles)
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+def read_profiles(path: Path) -> dict[str, AcceleratorProfile]:
+    """``{accelerator: {prefill_tokens_per_s, itl_base_ms, …}}`` from a JSON file."""
+    from pydantic import ValidationError
+
+    from predictor.service import ProfilePayload
+
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        _fail(f"{path}: cannot read ({exc.strerror})")
+    except json.JSONDecodeError as exc:
+        _fail(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})")
+    if not isinstance(raw, dict):
+        _fail(f"{path}: expected an object of accelerator → profile")
+    out: dict[str, AcceleratorProfile] = {}
+    for name, body in raw.items():
+        try:
+            out[str(name)] = ProfilePayload.model_validate(body).profile(str(name))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            _fail(f"{path}: {name}.{where}: {first['msg']}")
+    return out
+
+
+def build_service(
+    model: Path,
+    accelerator: str | None = None,
+    train_in_process: bool = True,
+    windows: Path | None = None,
+    profiles: Path | None = None,
+) -> PredictorService:
+    """The service ``serve`` runs, with its models loaded (warnings on stderr)."""
+    from predictor.service import PredictorService, ServiceConfig
+
     service = PredictorService(
-        ServiceConfig(default_accelerator=accelerator, train_in_process=train_in_process),
+        ServiceConfig(
+            default_accelerator=accelerator,
+            train_in_process=train_in_process,
+            profiles=read_profiles(profiles) if profiles is not None else {},
+        ),
         registry=ModelRegistry(model),
+        window_registry=WindowModelRegistry(windows) if windows is not None else None,
         clock=WallClock(),
     )
     artifact, rejected = service.reload()
@@ -238,4 +311,129 @@ def serve_command(
         typer.echo(f"warning: {exc}", err=True)
     if artifact is None:
         typer.echo(f"warning: {model}: no model yet; /readyz stays 503 until one trains", err=True)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    if windows is not None:
+        window_artifact, window_rejected = service.reload_windows()
+        for exc in window_rejected:
+            typer.echo(f"warning: {exc}", err=True)
+        if window_artifact is None:
+            typer.echo(
+                f"warning: {windows}: no window model; /capacity uses the fallback", err=True
+            )
+    return service
+
+
+def _epoch(text: str, option: str) -> float:
+    """Epoch seconds from a number or an ISO-8601 time (UTC when it names no zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option}: expected epoch seconds or an ISO-8601 time, got {text!r}")
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _matchers(values: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail(f"{option}: expected LABEL=VALUE, got {item!r}")
+        out[name.strip()] = value
+    return out
+
+
+@predictor_app.command("train-windows")
+def train_windows_command(
+    prometheus_url: Annotated[str, typer.Option("--prometheus-url", help="Prometheus base URL.")],
+    start: Annotated[
+        str, typer.Option("--start", help="First window end: epoch seconds or ISO-8601.")
+    ],
+    end: Annotated[str, typer.Option("--end", help="Last window end: epoch seconds or ISO-8601.")],
+    out: Annotated[Path, typer.Option("--out", help="Window-model registry to publish into.")],
+    window_s: Annotated[
+        float, typer.Option("--window-s", help="PromQL range of every rate (s).")
+    ] = 60.0,
+    step_s: Annotated[float, typer.Option("--step-s", help="Spacing of window ends (s).")] = 60.0,
+    match: Annotated[
+        list[str] | None, typer.Option("--match", help="Label matcher LABEL=VALUE (repeatable).")
+    ] = None,
+    match_regex: Annotated[
+        list[str] | None,
+        typer.Option("--match-regex", help="Label matcher LABEL=REGEX (repeatable)."),
+    ] = None,
+    pod_label: Annotated[str, typer.Option(help="Label naming the pod.")] = "pod",
+    accelerator_label: Annotated[
+        str, typer.Option(help="Label carrying the accelerator ('' if none).")
+    ] = "accelerator",
+    role_label: Annotated[str, typer.Option(help="Label carrying the role ('' if none).")] = "role",
+    default_accelerator: Annotated[
+        str | None, typer.Option(help="Accelerator of pods without the label.")
+    ] = None,
+    min_rows: Annotated[
+        int, typer.Option(min=1, help="Fewest windows an (accelerator, role) needs.")
+    ] = 100,
+    min_load_levels: Annotated[
+        int, typer.Option(min=2, help="Fewest distinct request rates it needs.")
+    ] = 10,
+    timeout_s: Annotated[float, typer.Option(help="Per-query timeout (s).")] = 30.0,
+    retries: Annotated[int, typer.Option(min=0, help="Client retries per query.")] = 2,
+) -> None:
+    """Read vLLM metrics from Prometheus, fit window models, publish them as a version in DIR."""
+    _logs_to_stderr()
+    start_s, end_s = _epoch(start, "--start"), _epoch(end, "--end")
+    if end_s < start_s:
+        _fail("--end is before --start")
+    try:
+        config = WindowDatasetConfig(
+            selector=Selector(
+                _matchers(match or [], "--match"), _matchers(match_regex or [], "--match-regex")
+            ),
+            labels=RowLabels(
+                pod=pod_label, accelerator=accelerator_label or None, role=role_label or None
+            ),
+            window_s=window_s,
+            step_s=step_s,
+            default_accelerator=default_accelerator,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    client = connect(prometheus_url, timeout_s=timeout_s, retries=retries)
+    source = PrometheusWindowSource(client, config)
+    try:
+        dataset = source.fetch(start_s, end_s)
+    except PrometheusError as exc:
+        hint = "temporary, retry later" if exc.retryable else "permanent"
+        _fail(f"{prometheus_url}: {exc} ({hint})")
+    if len(dataset) == 0:
+        drops = ", ".join(f"{k.value} {v}" for k, v in dataset.drops.items()) or "no series"
+        _fail(f"{prometheus_url}: no usable windows between {start} and {end} ({drops})")
+    model = fit_window_model(
+        dataset, WindowModelConfig(min_rows=min_rows, min_load_levels=min_load_levels)
+    )
+    segments: dict[str, Any] = {}
+    for (acc, role), seg in model.segments.items():
+        segments[f"{acc}/{role}"] = (
+            {"ready": False, "reason": seg.reason.value, "message": seg.message}
+            if isinstance(seg, NotReady)
+            else {"ready": True, "windows": seg.n_rows, "rate_range": list(seg.rate_range)}
+        )
+    if not model.is_ready:
+        reasons = "; ".join(s.message for s in model.segments.values() if isinstance(s, NotReady))
+        _fail(f"no (accelerator, role) could be trained ({reasons})")
+    try:
+        version = WindowModelRegistry(out).publish(model, dataset, WallClock().now())
+    except OSError as exc:
+        _fail(f"{out}: cannot write the model ({exc.strerror})")
+    ready = sum(isinstance(s, WindowSegment) for s in model.segments.values())
+    typer.echo(f"{ready} of {len(model.segments)} segments ready", err=True)
+    summary = {
+        "version": version,
+        "out": str(out),
+        "queries": source.queries_sent,
+        "dataset": dataset_summary(dataset),
+        "segments": segments,
+    }
+    typer.echo(json.dumps(summary, indent=2))

@@ -123,6 +123,11 @@ LOAD_FEATURES: Final[tuple[str, ...]] = (
     DECODE_TOKENS_IN_FLIGHT,
 )
 
+#: Waiting-queue strata ``[0, 1, 2–3, 4–7, 8–15, 16–31, ≥ 32]``: a value ``w`` is in stratum
+#: ``searchsorted(edges, w, 'right')`` (5 waiting → stratum 3). The training buffer keeps rows per
+#: stratum and conformal calibration fits one offset per stratum.
+WAITING_EDGES: Final[tuple[float, ...]] = (1, 2, 4, 8, 16, 32)
+
 #: Model inputs per target, before the categorical columns (``pod_type``, ``accelerator``).
 TARGET_FEATURES: Final[Mapping[Target, tuple[str, ...]]] = {
     Target.TTFT: (

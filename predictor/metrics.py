@@ -9,7 +9,9 @@ baselines with them), so they are computed in one place, the same way everywhere
   Example at α = 0.9: ``y = 120, q = 100`` costs ``0.9·20 = 18``; ``y = 80, q = 100`` costs
   ``0.1·20 = 2`` — under-prediction is nine times dearer, which is what makes p90 the minimiser;
 * MAPE of the mean model = mean of ``|ŷ − y| / y`` over rows with ``y > 0``;
-* R² of the mean model = ``1 − Σ(y − ŷ)² / Σ(y − ȳ)²``.
+* R² of the mean model = ``1 − Σ(y − ŷ)² / Σ(y − ȳ)²``;
+* relative pinball = pinball loss ÷ the mean actual latency of the same rows (an 18 ms loss on
+  rows averaging 120 ms is 0.15): the scale-free error that drift detection compares.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ class HeldOutMetrics:
     mape_mean: float
     r2_mean: float
     not_ready: int = 0
+    mean_actual_ms: float = math.nan
+
+    @property
+    def relative_pinball(self) -> float:
+        """``pinball_p90 / mean_actual_ms``: the error in units of the latency itself, so that
+        heavier traffic alone (larger latencies, proportionally larger errors) does not read as
+        a worse model. NaN when either is unknown."""
+        if not self.mean_actual_ms > 0:
+            return math.nan
+        return self.pinball_p90 / self.mean_actual_ms
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,6 +95,7 @@ class HeldOutMetrics:
             mape_mean=num("mape_mean"),
             r2_mean=num("r2_mean"),
             not_ready=int(data.get("not_ready", 0)),
+            mean_actual_ms=num("mean_actual_ms"),
         )
 
 
@@ -118,6 +131,7 @@ def evaluate_arrays(
                 mape_mean=mape(y, m),
                 r2_mean=r2(y, m),
                 not_ready=int((group & ~predicted).sum()),
+                mean_actual_ms=float(y.mean()) if y.size else math.nan,
             )
         )
     return out

@@ -14,10 +14,11 @@ Layouts:
 * ``pooled`` — one TTFT and one TPOT model over all rows, with ``pod_type`` and ``accelerator``
   appended as categorical columns; an accelerator it never saw is ``NotReady``.
 
-Every model carries a booster per configured quantile (default p50 and p90) and one for the mean
-(see :mod:`predictor.boosting`), all monotone in the load features; conformal offsets per
-accelerator (see :mod:`predictor.calibration`) are applied at prediction time, and the
-quantiles of one row are sorted so p50 ≤ p90 always holds (sorting keeps each monotone).
+Every model carries a queueing term, a log-location booster with one quantile map per
+configured quantile (default p50 and p90) and a booster for the mean (see
+:mod:`predictor.boosting`), all monotone in the load features; conformal offsets per accelerator
+and waiting-queue stratum (see :mod:`predictor.calibration`) are applied at prediction time, and
+the quantiles of one row are sorted so p50 ≤ p90 always holds (sorting keeps each monotone).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy.typing as npt
 from predictor.boosting import BoostingParams, Objective, TargetBoosters, fit_target
 from predictor.calibration import ConformalCalibration
 from predictor.features import (
+    NUM_REQUEST_WAITING,
     POD_TYPE_BY_CODE,
     FeatureColumns,
     FeatureLayout,
@@ -191,10 +193,11 @@ class LatencyModel:
         for key, rows in groups.items():
             part = columns if len(rows) == n else columns.take(rows)
             part_accs = accs if len(rows) == n else tuple(accs[i] for i in rows.tolist())
+            waiting = part.values[NUM_REQUEST_WAITING]
             for target in Target:
                 boosters = self._boosters(key, target)
                 log_pred = boosters.predict_log_quantile(boosters.layout.matrix(part), q)
-                log_pred += self.calibration.offsets(target, q, part_accs)
+                log_pred += self.calibration.offsets(target, q, part_accs, waiting)
                 out[target][rows] = np.exp(log_pred)
         return ServingBatch(ttft_ms=out[Target.TTFT], tpot_ms=out[Target.TPOT], failures=failures)
 
@@ -212,12 +215,12 @@ class LatencyModel:
             part = columns.take(rows)
             part_accs = tuple(accs[i] for i in rows.tolist())
             boosters = self._boosters(key, target)
-            matrix = boosters.layout.matrix(part)
-            for j, q in enumerate(qs):
-                col = boosters.predict_log_quantile(matrix, q)
-                if calibrated:
-                    col = col + self.calibration.offsets(target, q, part_accs)
-                out[rows, j] = col
+            log_q = boosters.predict_log_quantiles(boosters.layout.matrix(part))
+            if calibrated:
+                waiting = part.values[NUM_REQUEST_WAITING]
+                for j, q in enumerate(qs):
+                    log_q[:, j] += self.calibration.offsets(target, q, part_accs, waiting)
+            out[rows] = log_q
         if calibrated:
             out.sort(axis=1)
         return out, accs

@@ -12,8 +12,9 @@ Layout::
     ROOT/
       v000001/            one artifact (name = version, increasing)
         metadata.json     format, features, layout, quantiles, training window, row counts,
-                          held-out metrics, calibration, library versions, per-file SHA-256
-        <segment>.<target>.<objective>.txt   LightGBM text models
+                          held-out metrics, calibration, queueing terms and quantile maps,
+                          library versions, per-file SHA-256
+        <segment>.<target>.<booster>.txt     LightGBM text models (location, mean)
       .tmp-v000002-1234/  being written; renamed to v000002 when complete
 
 Checks on load, each failure an :class:`ArtifactError` naming the version and the reason:
@@ -48,7 +49,7 @@ from predictor.monotonicity import ProbeGrid
 from predictor.outcomes import NotReady, NotReadyReason
 from predictor.training import TrainingResult
 
-FORMAT = "sloscaler-predictor-artifact/1"
+FORMAT = "sloscaler-predictor-artifact/2"
 METADATA = "metadata.json"
 _VERSION = re.compile(r"^v(\d{6,})$")
 
@@ -103,6 +104,100 @@ def _layout_json(layout: FeatureLayout) -> dict[str, Any]:
     }
 
 
+def list_versions(root: Path) -> list[str]:
+    """Versions (``v000001``, …) published under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if p.is_dir() and _VERSION.match(p.name)]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def write_version(root: Path, files: Mapping[str, bytes], metadata: Mapping[str, Any]) -> str:
+    """Write ``files`` and ``metadata.json`` as the next version under ``root``, atomically
+    (a temporary directory renamed into place); return the version."""
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        existing = list_versions(root)
+        version = f"v{int(existing[-1][1:]) + 1 if existing else 1:06d}"
+        tmp = root / f".tmp-{version}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+            body = json.dumps({**metadata, "version": version}, indent=2, sort_keys=True)
+            with open(tmp / METADATA, "w", encoding="utf-8") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, root / version)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (root / version).exists():
+                continue  # another writer took this version; try the next one
+            raise
+        log.info("artifact_published", version=version, root=str(root))
+        return version
+    raise ArtifactError("(new)", "could not find a free version name")
+
+
+def prune_versions(root: Path, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions under ``root``; return the deleted ones."""
+    versions = list_versions(root)
+    doomed = versions[:-keep] if keep > 0 else versions
+    for v in doomed:
+        shutil.rmtree(root / v, ignore_errors=True)
+    return doomed
+
+
+def read_metadata(root: Path, version: str) -> dict[str, Any]:
+    """``metadata.json`` of one version, parsed; :class:`ArtifactError` if unreadable."""
+    try:
+        raw = (root / version / METADATA).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ArtifactError(version, f"cannot read {METADATA} ({exc.strerror})") from exc
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(version, f"{METADATA} is not valid JSON ({exc.msg})") from exc
+    if not isinstance(meta, dict):
+        raise ArtifactError(version, f"{METADATA} is not a JSON object")
+    return meta
+
+
+def check_header(version: str, meta: Mapping[str, Any], expected_format: str) -> None:
+    """Refuse another format or another LightGBM major version (:class:`ArtifactError`)."""
+    if meta.get("format") != expected_format:
+        found = meta.get("format")
+        raise ArtifactError(version, f"format is {found!r}; this version reads {expected_format!r}")
+    theirs = str(meta["libraries"]["lightgbm"]).split(".")[0]
+    if theirs != lgb.__version__.split(".")[0]:
+        raise ArtifactError(
+            version,
+            f"written by LightGBM {meta['libraries']['lightgbm']}, this is {lgb.__version__}",
+        )
+
+
+def read_checked(path: Path, version: str, ref: Mapping[str, Any]) -> str:
+    """The text of the file ``ref`` names (``{path, sha256}``), verified against its checksum."""
+    file = path / str(ref["path"])
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(version, f"missing model file {ref['path']}") from exc
+    if _sha256(data) != ref["sha256"]:
+        raise ArtifactError(version, f"checksum mismatch in {ref['path']}")
+    return data.decode()
+
+
+def file_entry(name: str, text: str, files: dict[str, bytes]) -> dict[str, str]:
+    """Add ``text`` to ``files`` as ``name``; return its ``{path, sha256}`` reference."""
+    data = text.encode()
+    files[name] = data
+    return {"path": name, "sha256": _sha256(data)}
+
+
 class ModelRegistry:
     """Artifacts under one root directory (see the module doc)."""
 
@@ -113,19 +208,10 @@ class ModelRegistry:
 
     def versions(self) -> list[str]:
         """Published versions, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = [p.name for p in self.root.iterdir() if p.is_dir() and _VERSION.match(p.name)]
-        return sorted(found, key=lambda v: int(v[1:]))
-
-    def _next_version(self) -> str:
-        existing = self.versions()
-        n = int(existing[-1][1:]) + 1 if existing else 1
-        return f"v{n:06d}"
+        return list_versions(self.root)
 
     def publish(self, result: TrainingResult) -> str:
         """Write ``result`` as a new version, atomically; return the version."""
-        self.root.mkdir(parents=True, exist_ok=True)
         files: dict[str, bytes] = {}
         segments: list[dict[str, Any]] = []
         model = result.model
@@ -142,14 +228,13 @@ class ModelRegistry:
                 entry_files: dict[str, dict[str, str]] = {}
                 for objective, text in fit.model_strings().items():
                     name = _file_stem(key, target, objective)
-                    data = text.encode()
-                    files[name] = data
-                    entry_files[objective] = {"path": name, "sha256": _sha256(data)}
+                    entry_files[objective] = file_entry(name, text, files)
                 targets[target.value] = {
                     "status": "ready",
                     "n_train": fit.n_train,
                     "layout": _layout_json(fit.layout),
                     "probe": fit.probe.to_json(),
+                    "parameters": fit.parameters_json(),
                     "files": entry_files,
                 }
             segments.append({"accelerator": key.accelerator, "role": key.role, "targets": targets})
@@ -169,50 +254,18 @@ class ModelRegistry:
             "libraries": library_versions(),
             "segments": segments,
         }
-        for _ in range(100):
-            version = self._next_version()
-            tmp = self.root / f".tmp-{version}-{os.getpid()}"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-            try:
-                for name, data in files.items():
-                    (tmp / name).write_bytes(data)
-                body = json.dumps({**metadata, "version": version}, indent=2, sort_keys=True)
-                with open(tmp / METADATA, "w", encoding="utf-8") as fh:
-                    fh.write(body)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.rename(tmp, self.root / version)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if (self.root / version).exists():
-                    continue  # another writer took this version; try the next one
-                raise
-            log.info("artifact_published", version=version, root=str(self.root))
-            return version
-        raise ArtifactError("(new)", "could not find a free version name")
+        return write_version(self.root, files, metadata)
 
     def prune(self, keep: int = 5) -> list[str]:
         """Delete all but the newest ``keep`` versions; return the deleted ones."""
-        doomed = self.versions()[:-keep] if keep > 0 else self.versions()
-        for v in doomed:
-            shutil.rmtree(self.root / v, ignore_errors=True)
-        return doomed
+        return prune_versions(self.root, keep)
 
     # ------------------------------------------------------------------ reading
 
     def load(self, version: str) -> Artifact:
         """Load and verify one version; raise :class:`ArtifactError` if it cannot serve."""
         path = self.root / version
-        try:
-            raw = (path / METADATA).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ArtifactError(version, f"cannot read {METADATA} ({exc.strerror})") from exc
-        try:
-            meta = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(version, f"{METADATA} is not valid JSON ({exc.msg})") from exc
+        meta = read_metadata(self.root, version)
         try:
             return self._decode(version, path, meta)
         except ArtifactError:
@@ -223,15 +276,7 @@ class ModelRegistry:
             ) from exc
 
     def _decode(self, version: str, path: Path, meta: dict[str, Any]) -> Artifact:
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ArtifactError(version, f"format is not {FORMAT!r}")
-        theirs = str(meta["libraries"]["lightgbm"]).split(".")[0]
-        ours = lgb.__version__.split(".")[0]
-        if theirs != ours:
-            raise ArtifactError(
-                version,
-                f"written by LightGBM {meta['libraries']['lightgbm']}, this is {lgb.__version__}",
-            )
+        check_header(version, meta, FORMAT)
         for t in Target:
             if meta["features"][t.value] != list(FeatureLayout.for_target(t).columns):
                 raise ArtifactError(version, f"{t.value} features differ from this schema")
@@ -288,14 +333,7 @@ class ModelRegistry:
         )
         texts: dict[str, str] = {}
         for objective, ref in entry["files"].items():
-            file = path / str(ref["path"])
-            try:
-                data = file.read_bytes()
-            except OSError as exc:
-                raise ArtifactError(version, f"missing model file {ref['path']}") from exc
-            if _sha256(data) != ref["sha256"]:
-                raise ArtifactError(version, f"checksum mismatch in {ref['path']}")
-            texts[objective] = data.decode()
+            texts[objective] = read_checked(path, version, ref)
         try:
             boosters = TargetBoosters.from_model_strings(
                 layout,
@@ -303,6 +341,7 @@ class ModelRegistry:
                 texts,
                 int(entry["n_train"]),
                 ProbeGrid.from_json(entry["probe"]),
+                entry["parameters"],
             )
         except ValueError as exc:
             raise ArtifactError(version, f"{key.label} {target.value}: {exc}") from exc
@@ -327,4 +366,17 @@ class ModelRegistry:
         return None, rejected
 
 
-__all__ = ["FORMAT", "Artifact", "ArtifactError", "ModelRegistry", "Objective"]
+__all__ = [
+    "FORMAT",
+    "Artifact",
+    "ArtifactError",
+    "ModelRegistry",
+    "Objective",
+    "check_header",
+    "file_entry",
+    "list_versions",
+    "prune_versions",
+    "read_checked",
+    "read_metadata",
+    "write_version",
+]

@@ -3,8 +3,9 @@
 Why this module exists: the llm-d gateway (its predicted-latency scorer and its training-sample
 posts) must be able to use this service as a drop-in sidecar, unchanged — same paths, same JSON
 field names, same semantics — while it gains what llm-d's lacks: per-accelerator models
-(``accelerator`` on requests), calibrated quantiles, ``/v1/models`` with held-out metrics, and
-explicit not-ready answers.
+(``accelerator`` on requests), calibrated quantiles, ``/v1/models`` with held-out metrics,
+explicit not-ready answers, drift-triggered retraining, and the capacity of one replica at an
+SLO for the planner.
 
 Endpoints (llm-d's unless marked *ours*):
 
@@ -14,11 +15,16 @@ Endpoints (llm-d's unless marked *ours*):
                                 unpredictable item gives ``null`` and an ``errors`` entry
 ``POST /predict/bulk/strict``   the same, all or nothing: any invalid item → 422, any item
                                 without a ready model → 503
-``POST /add_training_data_bulk`` ``{"entries": [...]}`` → 202; samples enter the buffer and may
-                                trigger retraining in the background
-``POST /reload``                load the newest valid artifact from the registry
+``POST /add_training_data_bulk`` ``{"entries": [...]}`` → 202; samples enter the buffer, are
+                                scored against the serving model (drift), and may trigger
+                                retraining (cadence or drift) in the background
+``POST /reload``                load the newest valid artifacts (request-level and window)
+``POST /retrain``               *ours*: retrain on the buffer now (reason ``manual``)
+``POST /capacity``              *ours*: per-replica request rate at an SLO, from the window
+                                model (``learned``) or the analytic fallback (``fallback``)
 ``GET /healthz``, ``/readyz``   liveness; readiness = a model can predict (503 otherwise)
-``GET /status``                 llm-d's status fields plus version, segments, buffer
+``GET /status``                 llm-d's status fields plus version, segments, buffer,
+                                retraining (cadence, drift findings, last run), window models
 ``GET /metrics``                Prometheus text from the service's own registry
 ``GET /v1/models``              *ours*: every (accelerator, role) model with held-out metrics
 =============================== ============================================================
@@ -34,7 +40,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -56,8 +62,9 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from predictor.buffer import TrainingBuffer
-from predictor.calibration import CoverageTracker
+from predictor.capacity import AcceleratorProfile, Source, capacity_at_slo
 from predictor.clock import Clock, WallClock
+from predictor.drift import DriftMonitor, DriftPolicy
 from predictor.features import NUMERIC_FEATURES, FeatureColumns, FloatArray, PodType, Target
 from predictor.metrics import HeldOutMetrics
 from predictor.models import LatencyModel
@@ -66,12 +73,16 @@ from predictor.registry import Artifact, ArtifactError, ModelRegistry
 from predictor.samples import RequestSamples
 from predictor.training import (
     RetrainPolicy,
+    RetrainReason,
     RetrainState,
     TrainingConfig,
     TrainingResult,
     retrain_decision,
     train,
 )
+from predictor.window_models import WindowCapacity, WindowLatencyModel
+from predictor.window_models import capacity_at_slo as window_capacity_at_slo
+from predictor.window_registry import WindowArtifact, WindowModelRegistry
 
 log = structlog.get_logger("predictor.service")
 
@@ -120,6 +131,43 @@ class TrainingBatch(BaseModel):
     entries: list[TrainingEntry]
 
 
+class ProfilePayload(BaseModel):
+    """An accelerator's analytic profile (:class:`predictor.capacity.AcceleratorProfile`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    prefill_tokens_per_s: Annotated[float, Field(gt=0)]
+    itl_base_ms: Annotated[float, Field(gt=0)]
+    itl_per_seq_ms: Annotated[float, Field(ge=0)]
+    kv_capacity_tokens: Annotated[float, Field(gt=0)]
+    max_num_seqs: Annotated[int, Field(ge=1)] = 256
+    ttft_overhead_ms: Annotated[float, Field(ge=0)] = 0.0
+
+    def profile(self, name: str) -> AcceleratorProfile:
+        return AcceleratorProfile(name=name, **self.model_dump())
+
+
+class CapacityRequest(BaseModel):
+    """``POST /capacity``: one replica of (accelerator, role) serving a request mix at an SLO.
+
+    ``slo_tpot_ms`` bounds the p90 time per output token (the window models' inter-token
+    latency); ``quantile`` picks which quantile of the window p90 must meet the SLO (default:
+    the window model's serving quantile, the median window).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    accelerator: Annotated[str, Field(min_length=1)]
+    role: Literal["aggregated", "prefill", "decode"] = "aggregated"
+    isl: Annotated[float, Field(ge=0)]
+    osl: Annotated[float, Field(ge=1)]
+    prefix_hit: Fraction = 0.0
+    slo_ttft_ms: Annotated[float, Field(gt=0)]
+    slo_tpot_ms: Annotated[float, Field(gt=0)]
+    quantile: Annotated[float, Field(gt=0, lt=1)] | None = None
+    profile: ProfilePayload | None = None
+
+
 _REQUEST = TypeAdapter(PredictionRequest)
 
 
@@ -135,6 +183,8 @@ class ServiceConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     buffer_per_bucket: int = 2_000
     keep_versions: int = 10
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+    profiles: Mapping[str, AcceleratorProfile] = field(default_factory=dict)
 
 
 def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) -> FeatureColumns:
@@ -148,12 +198,24 @@ def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) ->
     return FeatureColumns(values=values, pod_type=codes, accelerator=accs)
 
 
+def _finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v) for v in value]
+    return value
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 class _StateCollector(Collector):
-    """Reads the service's state at scrape time (coverage, buffer, model readiness)."""
+    """Reads the service's state at scrape time (model readiness, buffer, online error and
+    drift, window models)."""
 
     def __init__(self, service: PredictorService) -> None:
         self.service = service
@@ -176,20 +238,46 @@ class _StateCollector(Collector):
         )
         with s.lock:
             stats = s.buffer.stats()
-            tracker = s.coverage
+            monitor = s.monitor
             metrics = s.held_out
+            windows = s.window_model
         for segment, count in stats.rows_by_segment.items():
             rows.add_metric([segment], float(count))
         yield rows
         online = GaugeMetricFamily(
             "sloscaler_predictor_online_coverage",
-            "Recency-weighted fraction of actuals at or below the predicted serving quantile",
+            "Recency-weighted fraction of new actuals at or below the predicted quantile",
             labels=["target", "accelerator", "quantile"],
         )
-        for (target, acc), state in tracker.states.items():
+        relative = GaugeMetricFamily(
+            "sloscaler_predictor_online_relative_pinball",
+            "Recency-weighted pinball loss on new samples divided by their mean latency",
+            labels=["target", "accelerator"],
+        )
+        for (target, acc), state in monitor.rolling.items():
             if state.coverage is not None:
-                online.add_metric([target.value, acc, f"{tracker.quantile:g}"], state.coverage)
+                online.add_metric([target.value, acc, f"{monitor.quantile:g}"], state.coverage)
+            if state.relative_pinball is not None:
+                relative.add_metric([target.value, acc], state.relative_pinball)
         yield online
+        yield relative
+        drift = GaugeMetricFamily(
+            "sloscaler_predictor_drift",
+            "1 when new samples score the serving model worse than its held-out rows did",
+            labels=["target", "accelerator"],
+        )
+        for finding in monitor.findings():
+            drift.add_metric([finding.target.value, finding.accelerator], float(finding.drifted))
+        yield drift
+        window_ready = GaugeMetricFamily(
+            "sloscaler_predictor_window_model_ready",
+            "1 per (accelerator, role) whose window model answers capacity questions",
+            labels=["accelerator", "role"],
+        )
+        if windows is not None:
+            for (acc, role), seg in windows.segments.items():
+                window_ready.add_metric([acc, role], 0.0 if isinstance(seg, NotReady) else 1.0)
+        yield window_ready
         held = GaugeMetricFamily(
             "sloscaler_predictor_heldout",
             "Held-out metrics of the serving model",
@@ -211,6 +299,7 @@ class PredictorService:
         config: ServiceConfig | None = None,
         *,
         registry: ModelRegistry | None = None,
+        window_registry: WindowModelRegistry | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
@@ -223,8 +312,14 @@ class PredictorService:
         self.loaded_at: float | None = None
         self.held_out: tuple[HeldOutMetrics, ...] = ()
         self.buffer = TrainingBuffer(per_bucket=self.config.buffer_per_bucket)
-        self.coverage = CoverageTracker(quantile=self.config.training.model.serving_quantile)
+        self.monitor = DriftMonitor.for_model(self._monitor_quantile(None), (), self.config.drift)
         self.retrain_state = RetrainState()
+        self.last_retrain: dict[str, Any] | None = None
+        self.retrain_counts: dict[RetrainReason, int] = {}
+        self.window_registry = window_registry
+        self.window_model: WindowLatencyModel | None = None
+        self.window_version: str | None = None
+        self.window_loaded_at: float | None = None
         self.samples_added = 0
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -253,8 +348,14 @@ class PredictorService:
         )
         self.retrains = Counter(
             "sloscaler_predictor_retrains",
-            "Retrainings by trigger (first, cadence, drift) and result",
+            "Retrainings by trigger (first, cadence, drift, manual) and result",
             ["trigger", "result"],
+            registry=self.metrics_registry,
+        )
+        self.capacity_answers = Counter(
+            "sloscaler_predictor_capacity_answers",
+            "POST /capacity answers by source (learned, fallback, not_ready)",
+            ["source"],
             registry=self.metrics_registry,
         )
         self.rejected = Counter(
@@ -278,12 +379,26 @@ class PredictorService:
         self, model: LatencyModel, version: str | None, metrics: Iterable[HeldOutMetrics]
     ) -> None:
         """Serve ``model`` from now on."""
+        held_out = tuple(metrics)
+        monitor = DriftMonitor.for_model(self._monitor_quantile(model), held_out, self.config.drift)
         with self.lock:
             self.model = model
             self.version = version
-            self.held_out = tuple(metrics)
+            self.held_out = held_out
             self.loaded_at = self.clock.now()
+            self.monitor = monitor
         log.info("model_installed", version=version, ready=model.is_ready)
+
+    def _monitor_quantile(self, model: LatencyModel | None) -> float:
+        """The quantile drift is judged at: p90 when the model has it (the held-out metrics'
+        quantile), else the serving quantile."""
+        qs = self.config.training.model.quantiles if model is None else model.config.quantiles
+        serving = (
+            self.config.training.model.serving_quantile
+            if model is None
+            else model.config.serving_quantile
+        )
+        return 0.9 if 0.9 in qs else serving
 
     def reload(self) -> tuple[Artifact | None, list[ArtifactError]]:
         """Load the newest valid artifact; keep the current model if none is newer and valid."""
@@ -294,6 +409,23 @@ class PredictorService:
             self.rejected.inc()
         if artifact is not None and artifact.version != self.version:
             self.install(artifact.model, artifact.version, artifact.metrics)
+            with self.lock:  # the cadence counts from the load, not from the process start
+                self.retrain_state = RetrainState(self.clock.now(), self.samples_added)
+        return artifact, rejected
+
+    def reload_windows(self) -> tuple[WindowArtifact | None, list[ArtifactError]]:
+        """Load the newest valid window model; keep the current one if none is newer and valid."""
+        if self.window_registry is None:
+            return None, []
+        artifact, rejected = self.window_registry.load_latest()
+        for _ in rejected:
+            self.rejected.inc()
+        if artifact is not None and artifact.version != self.window_version:
+            with self.lock:
+                self.window_model = artifact.model
+                self.window_version = artifact.version
+                self.window_loaded_at = self.clock.now()
+            log.info("window_model_installed", version=artifact.version)
         return artifact, rejected
 
     # ------------------------------------------------------------------ inference
@@ -349,71 +481,173 @@ class PredictorService:
             timestamp=stamps,
         )
         model = self.model
-        tracker = self.coverage
-        if model is not None:
-            batch = model.predict_serving(columns)
-            for target, predicted in ((Target.TTFT, batch.ttft_ms), (Target.TPOT, batch.tpot_ms)):
-                tracker = tracker.observe(
-                    target, columns.accelerator, samples.actual(target), predicted, now
+        monitor = self.monitor
+        if model is not None and monitor.quantile in model.config.quantiles:
+            j = model.config.quantiles.index(monitor.quantile)
+            for target in Target:
+                log_q, accs = model.predict_log_quantiles(columns, target)
+                monitor = monitor.observe(
+                    target, accs, samples.actual(target), np.exp(log_q[:, j]), now
                 )
         with self.lock:
             self.buffer.add(samples)
-            self.coverage = tracker
+            if self.model is model:  # a model installed meanwhile starts a fresh monitor
+                self.monitor = monitor
             self.samples_added += len(samples)
         self.samples_counter.inc(len(samples))
         return len(samples)
 
-    def worst_online_coverage(self) -> float | None:
-        """The online coverage furthest from the serving quantile (``None`` if no data)."""
-        values = [s.coverage for s in self.coverage.states.values() if s.coverage is not None]
-        if not values:
-            return None
-        q = self.coverage.quantile
-        return max(values, key=lambda v: abs(v - q))
-
-    def maybe_retrain(self) -> str | None:
-        """Retrain if the policy says so (single-flight); return the trigger, or ``None``."""
-        if not self.config.train_in_process:
-            return None
-        now = self.clock.now()
-        go, trigger = retrain_decision(
+    def retrain_due(self) -> RetrainReason | None:
+        """Why the service should retrain now (cadence or drift), or ``None``."""
+        model = self.model
+        return retrain_decision(
             self.config.retrain,
             self.retrain_state,
-            now,
+            self.clock.now(),
             self.samples_added,
-            self.worst_online_coverage(),
+            has_model=model is not None and model.is_ready,
+            drifted=bool(self.monitor.drifted()),
         )
-        if not go or not self._train_lock.acquire(blocking=False):
+
+    def maybe_retrain(self) -> RetrainReason | None:
+        """Retrain if the policy says so (single-flight); return the reason, or ``None``."""
+        if not self.config.train_in_process:
+            return None
+        reason = self.retrain_due()
+        if reason is None or not self._train_lock.acquire(blocking=False):
             return None
         try:
-            self.retrain(trigger)
+            self.retrain(reason)
         finally:
             self._train_lock.release()
-        return trigger
+        return reason
 
-    def retrain(self, trigger: str = "manual") -> TrainingResult | None:
+    def retrain_now(self) -> TrainingResult | None:
+        """A manual retraining (``POST /retrain``); ``None`` when one is already running."""
+        if not self._train_lock.acquire(blocking=False):
+            return None
+        try:
+            return self.retrain(RetrainReason.MANUAL)
+        finally:
+            self._train_lock.release()
+
+    def retrain(self, reason: RetrainReason = RetrainReason.MANUAL) -> TrainingResult:
         """Train on the buffer now; publish and serve the result if it is ready."""
         with self.lock:
             samples, _ = self.buffer.samples()
             added = self.samples_added
+            findings = [f.to_json() for f in self.monitor.drifted()]
         now = self.clock.now()
         result = train(samples, self.config.training, now)
         self.retrain_state = RetrainState(last_trained_at=now, samples_added_at_last=added)
-        if not result.model.is_ready:
-            self.retrains.labels(trigger, "not_ready").inc()
-            log.warning("retrain_not_ready", trigger=trigger, rows=len(samples))
-            return result
+        outcome = "installed" if result.model.is_ready else "not_ready"
         version = None
-        if self.registry is not None:
-            version = self.registry.publish(result)
-            self.registry.prune(keep=self.config.keep_versions)
-        self.install(result.model, version, result.metrics)
-        with self.lock:
-            self.coverage = CoverageTracker(
-                quantile=self.coverage.quantile, half_life_s=self.coverage.half_life_s
-            )
-        self.retrains.labels(trigger, "installed").inc()
+        if result.model.is_ready:
+            if self.registry is not None:
+                version = self.registry.publish(result)
+                self.registry.prune(keep=self.config.keep_versions)
+            self.install(result.model, version, result.metrics)
+        else:
+            log.warning("retrain_not_ready", reason=reason.value, rows=len(samples))
+        self.retrains.labels(reason.value, outcome).inc()
+        self.retrain_counts[reason] = self.retrain_counts.get(reason, 0) + 1
+        self.last_retrain = {
+            "reason": reason.value,
+            "result": outcome,
+            "at": _iso(now),
+            "rows": len(samples),
+            "model_version": version,
+            "drift": findings,
+        }
+        log.info("retrained", reason=reason.value, result=outcome, rows=len(samples))
         return result
+
+    # ------------------------------------------------------------------ capacity
+
+    def capacity(self, req: CapacityRequest) -> dict[str, Any] | NotReady:
+        """Per-replica capacity at the SLO: from the window model when it is ready for
+        (accelerator, role), else from the fallback of :mod:`predictor.capacity` (the
+        request-level model through a queueing model of the pod, or the analytic model) when a
+        profile is known; else why neither can answer."""
+        windows = self.window_model
+        if windows is None:
+            problem = NotReady(NotReadyReason.NO_MODEL, "no window model has been loaded")
+            answer: WindowCapacity | NotReady = problem
+        else:
+            answer = window_capacity_at_slo(
+                windows,
+                req.isl,
+                req.osl,
+                req.prefix_hit,
+                req.slo_ttft_ms / 1000.0,
+                req.slo_tpot_ms / 1000.0,
+                accelerator=req.accelerator,
+                role=req.role,
+                quantile=req.quantile,
+            )
+        base = {"accelerator": req.accelerator, "role": req.role}
+        if isinstance(answer, WindowCapacity):
+            self.capacity_answers.labels("learned").inc()
+            point = answer.at_capacity
+            return {
+                **base,
+                "rate_rps": answer.rate_rps,
+                "limited_by": answer.limited_by.value,
+                "source": "learned",
+                "fallback_model": None,
+                "not_ready": None,
+                "window_model_version": self.window_version,
+                "at_capacity": {
+                    "ttft_ms": point.ttft_s * 1000.0,
+                    "tpot_ms": point.itl_s * 1000.0,
+                    "num_requests_running": point.num_requests_running,
+                    "num_requests_waiting": point.num_requests_waiting,
+                    "kv_cache_usage": point.kv_cache_usage,
+                },
+            }
+        profile = (
+            req.profile.profile(req.accelerator)
+            if req.profile is not None
+            else self.config.profiles.get(req.accelerator)
+        )
+        if profile is None:
+            self.capacity_answers.labels("not_ready").inc()
+            return NotReady(
+                answer.reason,
+                f"{answer.message}; no profile for {req.accelerator!r} to fall back on "
+                "(send 'profile' or configure one)",
+            )
+        estimate = capacity_at_slo(
+            self.model,
+            req.isl,
+            req.osl,
+            req.prefix_hit,
+            req.slo_ttft_ms / 1000.0,
+            req.slo_tpot_ms / 1000.0,
+            profile=profile,
+            accelerator=req.accelerator,
+            pod_type=PodType.AGGREGATED if req.role == "aggregated" else PodType(req.role),
+        )
+        self.capacity_answers.labels("fallback").inc()
+        state = estimate.at_capacity
+        return {
+            **base,
+            "rate_rps": estimate.rate_rps,
+            "limited_by": estimate.limited_by.value,
+            "source": "fallback",
+            "fallback_model": (
+                "request_level" if estimate.source is Source.LEARNED else "analytic"
+            ),
+            "not_ready": {"reason": answer.reason.value, "message": answer.message},
+            "window_model_version": self.window_version,
+            "at_capacity": {
+                "ttft_ms": state.ttft_s * 1000.0,
+                "tpot_ms": state.tpot_s * 1000.0,
+                "num_requests_running": state.running,
+                "num_requests_waiting": state.waiting,
+                "kv_cache_usage": state.kv_cache_percentage,
+            },
+        }
 
     # ------------------------------------------------------------------ reports
 
@@ -444,6 +678,51 @@ class PredictorService:
                 "added": stats.added,
                 "evicted": stats.evicted,
             },
+            "retraining": self.retraining_status(),
+            "window_models": self.window_status(),
+        }
+
+    def retraining_status(self) -> dict[str, Any]:
+        """Cadence, drift and the last retraining, for ``/status``."""
+        policy = self.config.retrain
+        monitor = self.monitor
+        findings = monitor.findings()
+        counts = {reason.value: self.retrain_counts.get(reason, 0) for reason in RetrainReason}
+        due = self.retrain_due() if self.config.train_in_process else None
+        return {
+            "enabled": self.config.train_in_process,
+            "interval_s": policy.interval_s,
+            "min_interval_s": policy.min_interval_s,
+            "min_new_samples": policy.min_new_samples,
+            "last_trained_at": _iso(self.retrain_state.last_trained_at),
+            "new_samples": self.samples_added - self.retrain_state.samples_added_at_last,
+            "due": None if due is None else due.value,
+            "counts": counts,
+            "last": self.last_retrain,
+            "drift": {
+                "drifted": any(f.drifted for f in findings),
+                "quantile": monitor.quantile,
+                "min_samples": monitor.policy.min_samples,
+                "coverage_tolerance": monitor.policy.coverage_tolerance,
+                "pinball_ratio": monitor.policy.pinball_ratio,
+                "findings": [f.to_json() for f in findings],
+            },
+        }
+
+    def window_status(self) -> dict[str, Any]:
+        """The loaded window model, for ``/status``."""
+        windows = self.window_model
+        segments: dict[str, str] = {}
+        if windows is not None:
+            for (acc, role), seg in windows.segments.items():
+                segments[f"{acc}/{role}"] = (
+                    seg.reason.value if isinstance(seg, NotReady) else "ready"
+                )
+        return {
+            "version": self.window_version,
+            "last_model_load": _iso(self.window_loaded_at),
+            "segments": segments,
+            "profiles": sorted(self.config.profiles),
         }
 
     def models(self) -> dict[str, Any]:
@@ -670,13 +949,35 @@ def create_app(service: PredictorService) -> FastAPI:
     @app.post("/reload")
     def reload() -> JSONResponse:
         artifact, rejected = service.reload()
+        windows, window_rejected = service.reload_windows()
         return JSONResponse(
             {
                 "model_version": service.version,
                 "loaded": artifact is not None,
                 "rejected": [{"version": e.version, "reason": e.reason} for e in rejected],
+                "window_model_version": service.window_version,
+                "window_loaded": windows is not None,
+                "window_rejected": [
+                    {"version": e.version, "reason": e.reason} for e in window_rejected
+                ],
             }
         )
+
+    @app.post("/retrain")
+    def retrain() -> JSONResponse:
+        if not service.buffer.stats().rows:
+            return JSONResponse({"detail": "no training samples yet"}, status_code=409)
+        result = service.retrain_now()
+        if result is None:
+            return JSONResponse({"detail": "a retraining is already running"}, status_code=409)
+        return JSONResponse({"reason": RetrainReason.MANUAL.value, **(service.last_retrain or {})})
+
+    @app.post("/capacity")
+    def capacity(body: CapacityRequest) -> JSONResponse:
+        answer = service.capacity(body)
+        if isinstance(answer, NotReady):
+            return JSONResponse({"detail": not_ready_json(answer)}, status_code=503)
+        return JSONResponse(_finite_json(answer))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -6,26 +6,29 @@ numbers would not describe the model that serves. One function does it:
 1. split the samples by content hash into fit (70%), calibration (20%) and test (10%) sets
    (:class:`predictor.buffer.SplitPolicy`);
 2. fit the models on the fit set (:func:`predictor.models.fit_latency_model`);
-3. fit conformal offsets per accelerator on the calibration set
-   (:mod:`predictor.calibration`), so the p90 covers 90% on data the trees never saw;
+3. fit conformal offsets per accelerator and waiting-queue stratum on the calibration set
+   (:mod:`predictor.calibration`), so the p90 covers 90% on data the trees never saw, at light
+   load and in overload alike;
 4. score the calibrated model on the test set (:mod:`predictor.metrics`).
 
 Retraining happens on a cadence and on drift (:func:`retrain_decision`): at most every
 ``min_interval_s``; at least every ``interval_s`` once ``min_new_samples`` arrived; and early when
-the online coverage of the serving quantile leaves its band (default 0.85–0.95).
+new samples score the serving model worse than its own held-out rows did
+(:mod:`predictor.drift`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 from predictor.boosting import Objective
 from predictor.buffer import Split, SplitPolicy
 from predictor.calibration import CalibrationEntry, ConformalCalibration, fit_conformal
-from predictor.features import Target
+from predictor.features import NUM_REQUEST_WAITING, Target
 from predictor.metrics import ALL, HeldOutMetrics, evaluate_arrays
 from predictor.models import LatencyModel, Layout, ModelConfig, fit_latency_model
 from predictor.outcomes import NotReady, NotReadyReason
@@ -71,8 +74,9 @@ def calibrate(model: LatencyModel, samples: RequestSamples) -> ConformalCalibrat
         log_pred, accs = model.predict_log_quantiles(samples.features, target, calibrated=False)
         log_actual = np.log(np.maximum(samples.actual(target), 1e-3))
         log_actual[~np.isfinite(samples.actual(target))] = np.nan
+        waiting = samples.features.values[NUM_REQUEST_WAITING]
         for j, q in enumerate(model.config.quantiles):
-            for e in fit_conformal(target, q, log_actual, log_pred[:, j], accs):
+            for e in fit_conformal(target, q, log_actual, log_pred[:, j], accs, waiting):
                 entries[(e.target, e.quantile, e.accelerator)] = e
     return ConformalCalibration(entries=entries)
 
@@ -169,14 +173,30 @@ def not_ready_summary(model: LatencyModel) -> list[NotReady]:
 # ---------------------------------------------------------------------- cadence
 
 
+class RetrainReason(StrEnum):
+    """Why a retraining ran. Append-only: values are metric labels."""
+
+    FIRST = "first"
+    """No model serves yet and enough samples arrived."""
+    CADENCE = "cadence"
+    """``interval_s`` passed since the last training and ``min_new_samples`` arrived."""
+    DRIFT = "drift"
+    """New samples score the serving model worse than its held-out rows did
+    (:mod:`predictor.drift`)."""
+    MANUAL = "manual"
+    """An operator asked (``POST /retrain``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetrainPolicy:
     """When to retrain (seconds and sample counts)."""
 
     interval_s: float = 300.0
+    """Seconds between cadence retrainings (counted from the last training or model load)."""
     min_interval_s: float = 30.0
+    """Fewest seconds between two retrainings, whatever their reason."""
     min_new_samples: int = 1_000
-    coverage_band: tuple[float, float] = (0.85, 0.95)
+    """Samples that must arrive before a first or a cadence retraining."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,30 +212,37 @@ def retrain_decision(
     state: RetrainState,
     now: float,
     samples_added: int,
-    online_coverage: float | None,
-) -> tuple[bool, str]:
-    """Whether to retrain now, and why (a short reason for logs and metrics).
+    *,
+    has_model: bool,
+    drifted: bool,
+) -> RetrainReason | None:
+    """Whether to retrain now, and why (``None``: not now).
 
-    ``samples_added`` counts every sample ever added; ``online_coverage`` is the tracked coverage
-    of the serving quantile (``None`` if unknown).
+    ``samples_added`` counts every sample ever added; ``has_model`` says whether a model
+    serves; ``drifted`` whether the drift monitor found drift. The ladder, first match wins:
+    no model and ``min_new_samples`` new → ``first``; trained less than ``min_interval_s`` ago
+    or nothing new → wait; drift → ``drift``; ``interval_s`` passed (or never trained here) and
+    ``min_new_samples`` new → ``cadence``. Example with the defaults: trained at t = 0 with
+    5,000 samples; at t = 120 s with 5,600 → wait (unless drifted: ``drift``); at t = 320 s
+    with 6,200 → ``cadence``.
     """
     new = samples_added - state.samples_added_at_last
-    if state.last_trained_at is None:
-        return (new >= policy.min_new_samples, "first" if new >= policy.min_new_samples else "wait")
-    since = now - state.last_trained_at
-    if since < policy.min_interval_s or new <= 0:
-        return False, "wait"
-    lo, hi = policy.coverage_band
-    if online_coverage is not None and not lo <= online_coverage <= hi:
-        return True, "drift"
-    if since >= policy.interval_s and new >= policy.min_new_samples:
-        return True, "cadence"
-    return False, "wait"
+    if not has_model:
+        return RetrainReason.FIRST if new >= policy.min_new_samples else None
+    last = state.last_trained_at
+    if (last is not None and now - last < policy.min_interval_s) or new <= 0:
+        return None
+    if drifted:
+        return RetrainReason.DRIFT
+    if (last is None or now - last >= policy.interval_s) and new >= policy.min_new_samples:
+        return RetrainReason.CADENCE
+    return None
 
 
 __all__ = [
     "Objective",
     "RetrainPolicy",
+    "RetrainReason",
     "RetrainState",
     "TrainingConfig",
     "TrainingResult",

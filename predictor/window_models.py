@@ -15,7 +15,7 @@ Two stages per segment, both monotone LightGBM fits:
 2. **Latency** — the window's p90 TTFT and p90 ITL from all nine features, non-decreasing in the
    rates and in KV use, running and waiting (TTFT also in ISL, and non-increasing in the prefix
    hit ratio). Each target is fitted like a request-level one (:mod:`predictor.boosting`:
-   log-space location, pinball corrections per quantile); the targets are already p90s of
+   queueing term on the rates, log-space location, quantile maps); the targets are already p90s of
    requests, so the model's quantiles are quantiles *of the window p90* — the default
    ``serving_quantile`` 0.5 is its median, 0.9 a cautious planner's choice.
 
@@ -133,7 +133,6 @@ def window_matrix(dataset: WindowDataset, columns: tuple[WindowField, ...]) -> F
 def _window_params() -> BoostingParams:
     return BoostingParams(
         location_trees=60,
-        correction_trees=40,
         mean_trees=60,
         num_leaves=15,
         min_data_in_leaf=10,

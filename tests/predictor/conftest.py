@@ -11,7 +11,7 @@ from predictor.synthetic import synthetic_samples
 from predictor.training import TrainingConfig, TrainingResult, train
 
 #: Few, small trees: the suite must stay fast on two cores.
-FAST_BOOSTING = BoostingParams(location_trees=30, correction_trees=20, mean_trees=30)
+FAST_BOOSTING = BoostingParams(location_trees=30, mean_trees=30)
 FAST_CONFIG = TrainingConfig(model=ModelConfig(boosting=FAST_BOOSTING))
 
 

@@ -1,4 +1,4 @@
-"""Split-conformal calibration per accelerator, adaptive offsets and online coverage."""
+"""Split-conformal calibration per accelerator and waiting-queue stratum, and adaptive offsets."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 
 from predictor.calibration import (
     AdaptiveOffset,
-    CoverageState,
-    CoverageTracker,
     conformal_quantile,
     fit_conformal,
-    update_coverage,
+    stratified_offsets,
+    waiting_strata,
 )
 from predictor.features import Target
 from predictor.synthetic import synthetic_samples
@@ -38,6 +37,46 @@ def test_fit_conformal_falls_back_to_pooled_for_small_accelerators() -> None:
     entries = fit_conformal(Target.TTFT, 0.9, rng.normal(0, 1, n), np.zeros(n), accs, min_rows=50)
     names = {e.accelerator for e in entries}
     assert names == {"*", "H100"}
+
+
+def test_stratified_offsets_pool_small_strata_and_violators() -> None:
+    # the module doc's example with constant scores, so every conformal quantile is exact
+    sizes = {0: (1_000, 0.30), 1: (600, 0.34), 2: (300, 0.22), 3: (200, 0.41), 4: (30, 0.05)}
+    scores = np.concatenate([np.full(n, v) for n, v in sizes.values()])
+    strata = np.concatenate([np.full(n, k) for k, (n, _) in sizes.items()]).astype(np.intp)
+    fitted = stratified_offsets(scores, strata, 7, 0.9, min_rows=50)
+    assert fitted is not None
+    offsets, rows = fitted
+    # 4 (30 rows) and the empty 5–6 join 3; 1 (0.34) and 2 (0.22) decrease, so they pool
+    assert offsets == pytest.approx((0.30, 0.34, 0.34, 0.41, 0.41, 0.41, 0.41))
+    assert rows == (1_000, 600, 300, 200, 30, 0, 0)
+    assert stratified_offsets(scores[:5], strata[:5], 7, 0.9, min_rows=50) is None  # k = 6 > 5
+
+
+def test_waiting_strata_are_the_buffer_buckets() -> None:
+    waiting = np.array([0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 500], dtype=np.float64)
+    assert waiting_strata(waiting).tolist() == [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+
+
+def test_trained_offsets_never_fall_as_the_queue_grows(trained: TrainingResult) -> None:
+    entries = trained.model.calibration.entries.values()
+    assert entries
+    for entry in entries:
+        assert len(entry.offsets) == 7
+        assert all(b >= a for a, b in zip(entry.offsets, entry.offsets[1:], strict=False))
+
+
+def test_p90_coverage_per_waiting_stratum_on_fresh_data(trained: TrainingResult) -> None:
+    fresh = synthetic_samples(30_000, seed=99)
+    waiting = fresh.features.values["num_request_waiting"]
+    for target in Target:
+        log_q, _ = trained.model.predict_log_quantiles(fresh.features, target)
+        p90 = np.exp(log_q[:, trained.model.config.quantiles.index(0.9)])
+        actual = fresh.actual(target)
+        for lo, hi in ((0, 1), (1, 4), (4, 32), (32, math.inf)):
+            rows = (waiting >= lo) & (waiting < hi)
+            assert rows.sum() > 1_500
+            assert 0.87 <= np.mean(actual[rows] <= p90[rows]) <= 0.93, (target, lo)
 
 
 def test_held_out_p90_coverage_is_within_two_points(trained: TrainingResult) -> None:
@@ -68,25 +107,3 @@ def test_adaptive_offset_moves_toward_the_target_miss_rate() -> None:
     assert state.update(misses=10, total=100).offset == pytest.approx(0.0)
     assert state.update(misses=0, total=100).offset < 0
     assert state.update(misses=0, total=0) == state
-
-
-def test_coverage_decays_with_half_life() -> None:
-    s = update_coverage(CoverageState(), hits=9, total=10, now=0.0, half_life_s=100.0)
-    assert s.coverage == pytest.approx(0.9)
-    s = update_coverage(s, hits=0, total=10, now=100.0, half_life_s=100.0)
-    # the old batch weighs half: (4.5 + 0) / (5 + 10)
-    assert s.coverage == pytest.approx(4.5 / 15)
-
-
-def test_tracker_is_per_target_and_accelerator() -> None:
-    tracker = CoverageTracker(quantile=0.9)
-    tracker = tracker.observe(
-        Target.TTFT,
-        ("H100", "H100", "A100"),
-        np.array([1.0, 5.0, 1.0]),
-        np.array([2.0, 2.0, 2.0]),
-        now=0.0,
-    )
-    assert tracker.coverage(Target.TTFT, "H100") == pytest.approx(0.5)
-    assert tracker.coverage(Target.TTFT, "A100") == pytest.approx(1.0)
-    assert tracker.coverage(Target.TPOT, "H100") is None

@@ -1,4 +1,6 @@
-"""``sloscaler predictor train|eval``: the offline contract and its error messages."""
+"""``sloscaler predictor train|eval|serve|train-windows``: the offline contract, the service
+launcher, and their error messages (``train-windows`` against a real Prometheus is in
+``test_predictor_prometheus_integration.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 from predictor.cli import predictor_app
 from predictor.samples import write_samples_csv
 from predictor.synthetic import synthetic_samples
+from tests.prometheus_harness import free_port
 
 runner = CliRunner()
 
@@ -101,3 +104,60 @@ def test_missing_model_and_too_little_data(tmp_path: Path, csv_files: tuple[Path
     r = runner.invoke(predictor_app, ["train", "--data", str(small), "--out", str(tmp_path / "m")])
     assert r.exit_code == 2
     assert "no segment could be trained" in r.stderr
+
+
+def test_serve_starts_on_the_registry_with_windows_and_profiles(
+    tmp_path: Path, csv_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    train_csv, _ = csv_files
+    out = tmp_path / "models"
+    train_args = ["train", "--data", str(train_csv), "--out", str(out), "--layout", "pooled"]
+    r = runner.invoke(predictor_app, [*train_args, "--trees", "15"])
+    assert r.exit_code == 0, r.output
+    profiles = tmp_path / "profiles.json"
+    l4 = {"prefill_tokens_per_s": 7000, "itl_base_ms": 14, "itl_per_seq_ms": 0.3}
+    profiles.write_text(json.dumps({"L4": {**l4, "kv_capacity_tokens": 1e5}}))
+    served: dict[str, object] = {}
+
+    def run(app: object, host: str, port: int, log_level: str) -> None:  # the process boundary
+        served.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    args = ["serve", "--model", str(out), "--port", "8123", "--no-train"]
+    windows = ["--windows", str(tmp_path / "w")]
+    r = runner.invoke(predictor_app, [*args, *windows, "--profiles", str(profiles)])
+    assert r.exit_code == 0, r.output
+    assert "no window model; /capacity uses the fallback" in r.stderr
+    assert served["port"] == 8123
+    with TestClient(served["app"]) as client:  # type: ignore[arg-type]
+        assert client.get("/readyz").status_code == 200
+        ask = {"accelerator": "L4", "isl": 800, "osl": 150, "slo_ttft_ms": 500, "slo_tpot_ms": 60}
+        body = client.post("/capacity", json=ask).json()
+        assert body["source"] == "fallback"
+        assert body["rate_rps"] > 0
+        assert client.get("/status").json()["retraining"]["enabled"] is False
+    profiles.write_text(json.dumps({"L4": {"prefill_tokens_per_s": -1}}))
+    r = runner.invoke(predictor_app, [*args, "--profiles", str(profiles)])
+    assert r.exit_code == 2
+    assert "L4.prefill_tokens_per_s: Input should be greater than 0" in r.stderr
+
+
+def test_train_windows_errors_are_one_line(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    times = ["--start", "2023-11-14T22:14:27", "--end", "1700000592"]  # ISO (UTC) or epoch s
+    args = ["train-windows", "--prometheus-url", url, *times, "--out", str(tmp_path / "w")]
+    args += ["--retries", "0"]
+    r = runner.invoke(predictor_app, args)
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"error: {url}: Prometheus is unreachable")
+    assert r.stderr.strip().endswith("(temporary, retry later)")
+    assert not (tmp_path / "w").exists()
+    r = runner.invoke(predictor_app, [*args, "--end", "yesterday"])
+    assert r.exit_code == 2
+    assert "--end: expected epoch seconds or an ISO-8601 time" in r.stderr
+    r = runner.invoke(predictor_app, [*args, "--match", "namespace"])
+    assert r.exit_code == 2
+    assert "--match: expected LABEL=VALUE, got 'namespace'" in r.stderr

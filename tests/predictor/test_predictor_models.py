@@ -131,14 +131,10 @@ def test_more_load_never_predicts_less_latency(
     acc: str,
 ) -> None:
     base = RequestFeatures(kv, 800, waiting, running, prefill, decode, 0.3, 20, accelerator=acc)
-    more = replace(
-        base,
-        **{
-            bump: min(1.0, kv + 0.2)
-            if bump == "kv_cache_percentage"
-            else 2 * getattr(base, bump) + 5
-        },
-    )
+    if bump == "kv_cache_percentage":
+        more = replace(base, kv_cache_percentage=min(1.0, kv + 0.2))
+    else:
+        more = replace(base, **{bump: 2 * getattr(base, bump) + 5})
     out = trained.model.predict_serving(FeatureColumns.from_requests([base, more]))
     assert out.ttft_ms[1] >= out.ttft_ms[0]
     assert out.tpot_ms[1] >= out.tpot_ms[0]

@@ -10,11 +10,13 @@ Checks: the dataset built through PromQL equals the in-memory metrics (rates, me
 histogram quantiles recomputed from the recorded snapshots) within 1e-6 relative — the window ends
 sit 7 s after a scrape, so Prometheus's ``rate`` extrapolation spans exactly the sampled interval;
 every broken pod's rows are dropped with the right reason and counted; a window model trains on the
-real pods; and client errors map to temporary vs permanent.
+real pods; client errors map to temporary vs permanent; and ``sloscaler predictor train-windows``
+publishes window models that ``serve`` answers ``POST /capacity`` from.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 from collections.abc import Iterator
@@ -23,7 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from predictor.cli import build_service, predictor_app
 from predictor.outcomes import NotReady, NotReadyReason
 from predictor.prometheus_dataset import (
     DropReason,
@@ -36,6 +42,7 @@ from predictor.prometheus_dataset import (
     rows_by_key,
 )
 from predictor.prometheus_queries import ITL_NAME, LEGACY_ITL_NAME, RowLabels, WindowField
+from predictor.service import create_app
 from predictor.window_models import (
     CapacityBound,
     WindowCapacity,
@@ -44,6 +51,7 @@ from predictor.window_models import (
     capacity_at_slo,
     fit_window_model,
 )
+from predictor.window_registry import WindowModelRegistry
 from simulator.cluster import Cluster
 from simulator.metrics import OpenMetricsWriter, VllmMetrics
 from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource
@@ -387,3 +395,67 @@ def test_client_errors_become_temporary_or_permanent(prometheus_url: str) -> Non
         with pytest.raises(TemporaryPrometheusError) as timed_out:
             slow.fetch(FIRST_END, LAST_END)
     assert "timed out" in str(timed_out.value)
+
+
+@pytest.fixture
+def _restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+def _train_windows(url: str, out: Path, *extra: str) -> list[str]:
+    return [
+        "train-windows",
+        "--prometheus-url",
+        url,
+        "--start",
+        str(FIRST_END),
+        "--end",
+        str(LAST_END),
+        "--out",
+        str(out),
+        "--step-s",
+        "15",
+        "--accelerator-label",
+        "pool",  # the simulator's pods carry pod and pool labels, no role
+        "--role-label",
+        "",
+        "--min-rows",
+        "30",
+        *extra,
+    ]
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_train_windows_publishes_and_serve_answers_capacity(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "windows"
+    options = ["--window-s", "60", "--match-regex", "pod=.+", "--min-load-levels", "10"]
+    options += ["--default-accelerator", "unlabelled", "--timeout-s", "30", "--retries", "0"]
+    r = CliRunner().invoke(predictor_app, _train_windows(prometheus_url, out, *options))
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["version"] == "v000001"
+    assert summary["queries"] == 14  # one detection query, one per metric, all pods at once
+    drops = summary["dataset"]["drops"]
+    assert drops["NoTraffic"] == N_WINDOWS
+    assert "Unlabelled" not in drops  # nolabel-0 now counts as "unlabelled"
+    segments = summary["segments"]
+    assert segments["h100/aggregated"]["ready"] is True
+    assert segments["h100/aggregated"]["windows"] == 2 * N_WINDOWS
+    assert segments["h200/aggregated"]["ready"] is True
+    for constant_load in ("legacy/aggregated", "unlabelled/aggregated"):
+        assert segments[constant_load]["reason"] == "TooFewSamples"
+    assert WindowModelRegistry(out).versions() == ["v000001"]
+
+    service = build_service(tmp_path / "requests", windows=out)  # no request-level model
+    with TestClient(create_app(service)) as client:
+        ask = {"isl": 1000, "osl": 200, "prefix_hit": 0.1, "slo_ttft_ms": 600, "slo_tpot_ms": 100}
+        h100 = client.post("/capacity", json={**ask, "accelerator": "h100"}).json()
+        assert h100["source"] == "learned"
+        assert h100["window_model_version"] == "v000001"
+        assert h100["rate_rps"] > 0
+        legacy = client.post("/capacity", json={**ask, "accelerator": "legacy"})
+        assert legacy.status_code == 503  # not ready, and no profile to fall back on
+        assert legacy.json()["detail"]["reason"] == "TooFewSamples"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from prometheus_api_client import PrometheusApiClientException
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from predictor.prometheus_dataset import (
     AssemblyRules,
@@ -96,7 +96,7 @@ T = 1_000_000  # ms
 
 
 def _complete(**override: float) -> dict[str, SeriesByKey]:
-    values = {
+    values: dict[str, float] = {
         WindowField.REQUEST_RATE: 10.0,
         WindowField.PROMPT_TOKENS_RATE: 10_000.0,
         WindowField.GENERATION_TOKENS_RATE: 2_000.0,

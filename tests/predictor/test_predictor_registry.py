@@ -49,7 +49,7 @@ def test_metadata_names_features_window_counts_and_libraries(
 
 
 def _corrupt_model_file(path: Path) -> None:
-    model_file = sorted(path.glob("*.ttft.p90.txt"))[0]
+    model_file = sorted(path.glob("*.ttft.location.txt"))[0]
     text = model_file.read_text()
     model_file.write_text(text.replace("leaf_value=", "leaf_value=9", 1))
 
@@ -117,8 +117,8 @@ def test_a_non_monotone_booster_is_rejected_on_load(
     falling = 500.0 / (1.0 + matrix[:, running])
     rogue = fit_target(
         matrix, falling, layout, (0.5, 0.9), replace(fast_boosting, monotone=False)
-    ).model_strings()["p90"]
-    _swap_booster(tmp_path / version, Target.TTFT, "p90", rogue)
+    ).model_strings()["location"]
+    _swap_booster(tmp_path / version, Target.TTFT, "location", rogue)
     with pytest.raises(ArtifactError, match="break monotonicity"):
         registry.load(version)
 
@@ -130,9 +130,9 @@ def test_a_mangled_booster_with_a_matching_checksum_is_refused_not_crashing(
     version = registry.publish(trained)
     path = tmp_path / version
     meta = json.loads((path / "metadata.json").read_text())
-    ref = meta["segments"][0]["targets"]["ttft"]["files"]["p90"]
+    ref = meta["segments"][0]["targets"]["ttft"]["files"]["location"]
     text = (path / ref["path"]).read_text().replace("leaf_value=", "leaf_value=1 ", 1)
-    _swap_booster(path, Target.TTFT, "p90", text)
+    _swap_booster(path, Target.TTFT, "location", text)
     with pytest.raises(ArtifactError, match="tree sizes do not match"):
         registry.load(version)
 

@@ -191,7 +191,7 @@ def _entries(n: int, seed: int) -> list[dict[str, Any]]:
     data = synthetic_samples(n, seed=seed)
     frame = data.to_frame()
     frame["pod_type"] = ""
-    rows = frame.drop(columns=["timestamp"]).to_dict(orient="records")
+    rows: list[dict[str, Any]] = frame.drop(columns=["timestamp"]).to_dict(orient="records")
     for row in rows:
         for key in ("input_token_length", "num_request_waiting", "num_request_running"):
             row[key] = int(row[key])
