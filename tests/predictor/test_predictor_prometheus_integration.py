@@ -10,8 +10,10 @@ Checks: the dataset built through PromQL equals the in-memory metrics (rates, me
 histogram quantiles recomputed from the recorded snapshots) within 1e-6 relative — the window ends
 sit 7 s after a scrape, so Prometheus's ``rate`` extrapolation spans exactly the sampled interval;
 every broken pod's rows are dropped with the right reason and counted; a window model trains on the
-real pods; client errors map to temporary vs permanent; and ``sloscaler predictor train-windows``
-publishes window models that ``serve`` answers ``POST /capacity`` from.
+real pods, and the one trained from PromQL has the held-out accuracy of the one trained from the
+in-memory windows (within 1e-3 relative); client errors map to temporary vs permanent; and
+``sloscaler predictor train-windows`` publishes window models that ``serve`` answers
+``POST /capacity`` from.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from predictor.window_models import (
     WindowModelConfig,
     WindowSegment,
     capacity_at_slo,
+    evaluate_window_model,
     fit_window_model,
 )
 from predictor.window_registry import WindowModelRegistry
@@ -369,6 +372,58 @@ def test_a_window_model_trains_on_the_real_pods(dataset: WindowDataset) -> None:
     assert isinstance(loose, WindowCapacity)
     assert 0.0 < tight.rate_rps <= loose.rate_rps <= h100.rate_range[1]
     assert tight.limited_by in (CapacityBound.TTFT, CapacityBound.ITL)
+
+
+def _in_memory_dataset(recording: Recording) -> WindowDataset:
+    """The real pods' windows computed straight from the recorded snapshots."""
+    rows = [(pod, FIRST_END + SCRAPE_S * k) for pod in REAL_PODS for k in range(N_WINDOWS)]
+    values = [_expected(recording.snapshots, pod, end) for pod, end in rows]
+    features = {
+        str(name): np.array([v[name] for v in values])
+        for name in values[0]
+        if name not in (WindowField.TTFT_S, WindowField.ITL_S)
+    }
+    return WindowDataset(
+        pod=tuple(pod for pod, _ in rows),
+        accelerator=tuple(pod.split("-")[0] for pod, _ in rows),
+        role=("aggregated",) * len(rows),
+        window_end_s=np.array([end for _, end in rows]),
+        features=features,
+        ttft_s=np.array([v[WindowField.TTFT_S] for v in values]),
+        itl_s=np.array([v[WindowField.ITL_S] for v in values]),
+        window_s=CONFIG.window_s,
+    )
+
+
+def test_models_trained_from_promql_match_the_in_memory_ones(
+    dataset: WindowDataset, recording: Recording
+) -> None:
+    """Trained on the PromQL rows or on the in-memory rows, the same window model comes out:
+    held-out MAPE, coverage and pinball agree within 1e-3 relative."""
+    real = dataset.take(np.isin(np.asarray(dataset.pod), REAL_PODS))
+    memory = _in_memory_dataset(recording)
+    assert len(real) == len(memory)
+
+    def split(ds: WindowDataset) -> tuple[WindowDataset, WindowDataset]:
+        k = np.round((ds.window_end_s - FIRST_END) / SCRAPE_S).astype(int)
+        return ds.take(k % 4 != 3), ds.take(k % 4 == 3)
+
+    config = WindowModelConfig(min_rows=20)  # the H200 pod trains on 27 windows
+    results = []
+    for ds in (real, memory):
+        train, held_out = split(ds)
+        results.append(evaluate_window_model(fit_window_model(train, config), held_out))
+    promql, in_memory = results
+    assert len(promql) == len(in_memory) == 4  # (TTFT, ITL) × (h100, h200)
+    for a, b in zip(promql, in_memory, strict=True):
+        assert (a.target, a.segment, a.n) == (b.target, b.segment, b.n)
+        assert a.n > 0
+        for x, y in (
+            (a.mape, b.mape),
+            (a.coverage_q90, b.coverage_q90),
+            (a.pinball_q90, b.pinball_q90),
+        ):
+            assert x == pytest.approx(y, rel=1e-3, nan_ok=True), a
 
 
 def test_client_errors_become_temporary_or_permanent(prometheus_url: str) -> None:
