@@ -448,6 +448,17 @@ def run(
     prometheus_timeout: Annotated[
         float, typer.Option(help="timeout of one Prometheus query, s", min=0.1)
     ] = 5.0,
+    predictor_url: Annotated[
+        str | None,
+        typer.Option(
+            help="predictor service answering POST /capacity "
+            "(e.g. http://sloscaler-predictor.sloscaler-system.svc:8000); without it (or for an "
+            "answer it cannot give) --capacity sizes the pools"
+        ),
+    ] = None,
+    predictor_timeout: Annotated[
+        float, typer.Option(help="timeout of one predictor request, s", min=0.05)
+    ] = 1.0,
     once: Annotated[
         bool, typer.Option(help="reconcile once (as leader, if elected) and exit")
     ] = False,
@@ -458,6 +469,8 @@ def run(
     Only the Lease holder acts; standbys take over when it stops renewing and at once when it
     exits (SIGTERM releases the Lease). Pools are sized from the metrics in --prometheus-url;
     without it (or while Prometheus fails) every pool holds its size (MetricsAvailable=False).
+    Capacity per replica comes from the predictor at --predictor-url; without it (or while it
+    cannot answer) from --capacity (ModelReady=False).
     """
     import asyncio
     import os
@@ -478,6 +491,7 @@ def run(
     from autoscaler.k8s.controller import Controller, ControllerConfig
     from autoscaler.k8s.runner import install_stop_signals, run_loop
     from autoscaler.k8s.sources import (
+        CapacitySource,
         FixedLatencyModel,
         NoMetricsSource,
         PolicyMetricsSource,
@@ -514,10 +528,20 @@ def run(
             HttpPrometheusClient(prometheus_url, timeout_s=prometheus_timeout),
             on_fault=metrics.metrics_source_fault,
         )
+    capacity_source: CapacitySource = StaticCapacity(FixedLatencyModel(table))
+    if predictor_url:
+        from autoscaler.predictor_capacity import HttpPredictorClient, PredictorCapacitySource
+
+        capacity_source = PredictorCapacitySource(
+            HttpPredictorClient(predictor_url, timeout_s=predictor_timeout),
+            FixedLatencyModel(table),
+            clock,
+            on_fault=metrics.capacity_source_fault,
+        )
     controller = Controller(
         cluster,
         metrics_source,
-        StaticCapacity(FixedLatencyModel(table)),
+        capacity_source,
         clock,
         board=board,
         config=ControllerConfig(tick_s=tick, namespace=namespace, identity=who),

@@ -39,6 +39,7 @@ from autoscaler.clock import Clock
 from autoscaler.crd import SLOPolicySpec
 from autoscaler.k8s.controller import ControllerMetricsSink
 from autoscaler.k8s.sources import ModelStatus, PolicyRef
+from autoscaler.predictor_capacity import PredictorFault
 from autoscaler.prometheus_source import MetricsFault
 from policies.reasons import Reason
 from policies.types import PoolDecision
@@ -155,6 +156,15 @@ class ControllerMetrics(ControllerMetricsSink):
         )
         for fault in MetricsFault:
             self.metrics_source_errors.labels(fault.value)
+        self.capacity_source_errors = Counter(
+            "sloscaler_capacity_source_errors",
+            "Predictor capacity requests without a usable answer (the --capacity table answered), "
+            "by reason",
+            ("reason",),
+            registry=r,
+        )
+        for predictor_fault in PredictorFault:
+            self.capacity_source_errors.labels(predictor_fault.value)
         self.leader = Gauge(
             "sloscaler_leader", "1 while this replica holds the leader Lease", registry=r
         )
@@ -274,6 +284,11 @@ class ControllerMetrics(ControllerMetricsSink):
         """One tick, pool window or model demand without data (the Prometheus source's
         ``on_fault``)."""
         self.metrics_source_errors.labels(reason.value).inc()
+
+    def capacity_source_fault(self, reason: PredictorFault) -> None:
+        """One predictor request without a usable answer (the predictor source's
+        ``on_fault``)."""
+        self.capacity_source_errors.labels(reason.value).inc()
 
     def error(self, kind: str) -> None:
         self.errors.labels(kind).inc()

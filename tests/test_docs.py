@@ -140,6 +140,11 @@ EXERCISED_BY: dict[str, str] = {
     "sloscaler bench": "make bench",
     "sloscaler bench --scenarios azure-conv-h100,wide-ep --policies hpa-kv,slo --seeds 1 "
     "--out run1": "tests/test_bench.py::test_bench_writes_json_csv_and_report",
+    # docs/controller.md
+    "sloscaler run --once --no-leader-elect --kubeconfig KUBECONFIG --predictor-url URL "
+    "--predictor-timeout 2 --log-level warning": (
+        "tests/k8s/test_predictor_capacity.py::test_run_once_asks_the_predictor_url"
+    ),
     # docs/dashboards.md
     "sloscaler dashboards render": (
         "tests/test_dashboards_render.py::test_the_documented_sloscaler_commands_run"

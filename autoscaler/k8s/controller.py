@@ -420,7 +420,6 @@ class Controller:
         spec = w.spec
         config = policy_config(spec, self.config.tick_s)
         model = self.capacity.capacity_model(w.ref)
-        model_status = self.capacity.model_status(w.ref)
         pools = tuple(
             PoolSnapshot(
                 name=p.name,
@@ -445,6 +444,8 @@ class Controller:
         snapshot = ClusterSnapshot(pools, models, model)
         decision, state, _diag = decide(snapshot, self.states.get(key, PolicyState()), config, now)
         decision = hold_without_window(decision, obs)
+        # after the decision: the status describes the capacity answers it used
+        model_status = self.capacity.model_status(w.ref)
         self.states[key] = state
         self.last_decisions[key[:2]] = decision
         failures: list[str] = []

@@ -9,9 +9,11 @@ queries per tick depends on neither pods nor pools. The in-memory implementation
 tests and benchmarks and count the queries they would have made.
 
 Capacity comes from a :class:`CapacitySource`: per policy, a ``policies.types.CapacityModel``
-and whether the learned model behind it is ready (the ``ModelReady`` condition). Until the
-predictor is wired in, :class:`StaticCapacity` answers from fixed per-accelerator numbers —
-the analytic fallback's role.
+and whether the learned model behind it is ready (the ``ModelReady`` condition), asked after
+the decision so it can describe the answers the decision used.
+:class:`~autoscaler.predictor_capacity.PredictorCapacitySource` asks the predictor service
+(``sloscaler run --predictor-url``); :class:`StaticCapacity` answers from fixed per-accelerator
+numbers (``--capacity``) — the analytic fallback's role, and the predictor source's fallback.
 """
 
 from __future__ import annotations
@@ -85,9 +87,13 @@ class ModelStatus:
 
 
 class CapacitySource(Protocol):
-    def capacity_model(self, policy: PolicyRef) -> CapacityModel: ...
+    def capacity_model(self, policy: PolicyRef) -> CapacityModel:
+        """The model the policy's decision this tick asks (called once per policy and tick)."""
+        ...
 
-    def model_status(self, policy: PolicyRef) -> ModelStatus: ...
+    def model_status(self, policy: PolicyRef) -> ModelStatus:
+        """``ModelReady`` for the policy, asked after its decision."""
+        ...
 
 
 # --- in-memory implementations ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from autoscaler.k8s.controller import Controller, ControllerConfig, ControllerMe
 from autoscaler.k8s.fake_apiserver import FakeApiServer, make_deployment
 from autoscaler.k8s.fake_crds import httproute
 from autoscaler.k8s.sources import (
+    CapacitySource,
     FixedLatencyModel,
     InMemoryMetricsSource,
     ModelStatus,
@@ -66,6 +67,7 @@ class World:
     source: InMemoryMetricsSource = field(default_factory=InMemoryMetricsSource)
     model_ready: bool = True
     sink: ControllerMetricsSink | None = None
+    capacity: CapacitySource | None = None  # default: the fixed CAPACITY, model ready
 
     def __post_init__(self) -> None:
         self.cluster = KubeCluster(self.api)
@@ -74,7 +76,7 @@ class World:
         self.controller = Controller(
             self.cluster,
             self.source,
-            StaticCapacity(FixedLatencyModel(CAPACITY), status),
+            self.capacity or StaticCapacity(FixedLatencyModel(CAPACITY), status),
             self.clock,
             board=self.board,
             config=ControllerConfig(tick_s=15.0, identity="test"),
