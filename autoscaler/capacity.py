@@ -42,7 +42,6 @@ SIGMA_INPUT = 0.8  # lognormal spreads used before real samples exist
 SIGMA_OUTPUT = 0.7
 MIN_SAMPLES = 1000  # observed requests needed before their lengths replace the lognormal
 RESAMPLE_EVERY_S = 300.0  # how often the observed lengths are looked at again
-SHIFT_TOLERANCE = 0.10  # a new length profile only when the shape moved by more than this
 MIN_OBSERVATIONS = 100  # finished requests a window needs before it corrects the profile
 CF_MIN, CF_MAX = 0.7, 1.5  # bounds of one window's correction ratio
 
@@ -200,21 +199,6 @@ def _grid(rps: float) -> float:
     """Round a load to a grid of 10 points per decade (≈ 26 % apart), so the profiles asked for
     by ``predict`` and ``observe`` are few and cached. Example: 1.37 → 1.26, 1.5 → 1.58."""
     return float(f"{10 ** (round(math.log10(max(rps, 0.01)) * 10) / 10):.3g}")
-
-
-def _shifted(old: LengthSample, new: LengthSample, tolerance: float = SHIFT_TOLERANCE) -> bool:
-    """Whether the demand's shape moved enough to be worth a new profile: mean, 90th and 99th
-    percentile of prompt or output length changed by more than ``tolerance`` (relative)."""
-    for a, b in ((old.inputs, new.inputs), (old.outputs, new.outputs)):
-        qa = np.percentile(a, [90, 99])
-        qb = np.percentile(b, [90, 99])
-        pairs = (
-            (float(np.mean(a)), float(np.mean(b))),
-            *zip(qa.tolist(), qb.tolist(), strict=True),
-        )
-        if any(abs(y - x) > tolerance * max(x, 1.0) for x, y in pairs):
-            return True
-    return False
 
 
 @dataclass
