@@ -54,7 +54,7 @@ import httpx
 
 from autoscaler.k8s.sources import PolicyObservation, PolicyRef
 from autoscaler.logging import get_logger
-from autoscaler.sources import Demand
+from autoscaler.sources import Demand, rate_above
 from policies.types import LoadWindow
 from predictor.prometheus_queries import (
     ITL_NAME,
@@ -438,30 +438,6 @@ def bucket_quantile(q: float, buckets: Buckets) -> float:
     if count == 0:
         return math.nan
     return start + (end - start) * (rank / count)
-
-
-def rate_above(x: float, buckets: Buckets) -> float:
-    """Observations per second above ``x``, interpolating linearly inside the bucket holding it
-    (what ``histogram_fraction`` assumes; the in-memory source's ``_over``).
-
-    Example: ``le=0.5: 0.9, le=1.0: 1.0, le=+Inf: 1.0`` per second, x = 0.75 → below it 0.9 + half
-    of the 0.1 in (0.5, 1.0] = 0.95 → 0.05 per second above (3 per 60 s window).
-    """
-    below = 0.0
-    lower = 0.0
-    cumulative = 0.0
-    total = max((c for _, c in buckets), default=0.0)
-    for bound, c in buckets:
-        count = max(0.0, c - cumulative)  # ensureMonotonic
-        cumulative = max(cumulative, c)
-        if x >= bound:
-            below += count
-            lower = bound
-            continue
-        if math.isfinite(bound) and bound > lower:
-            below += count * (x - lower) / (bound - lower)
-        break
-    return max(0.0, total - below)
 
 
 # ------------------------------------------------------------------------------ the source

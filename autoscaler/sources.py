@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 from policies.types import LoadWindow
@@ -55,15 +56,21 @@ def _quantile(h: HistogramSnapshot | None, q: float) -> float | None:
     return h.quantile(q)
 
 
-def _over(h: HistogramSnapshot | None, x: float) -> float | None:
-    """Observations above ``x``, interpolating linearly inside the bucket holding it (what
-    ``histogram_fraction`` assumes). Example: buckets ≤0.5: 90, ≤1.0: 10 (of 100), x = 0.75 →
-    5 of the 10 in (0.5, 1.0] are above → 5."""
-    if h is None:
-        return None
+def rate_above(x: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Observations per second above ``x``, interpolating linearly inside the bucket holding it
+    (what ``histogram_fraction`` assumes), from cumulative ``(le, count)`` buckets as Prometheus
+    serves them — non-monotonic counts are repaired as ``histogram_quantile`` does.
+
+    Example: ``le=0.5: 0.9, le=1.0: 1.0, le=+Inf: 1.0`` per second, x = 0.75 → below it 0.9 + half
+    of the 0.1 in (0.5, 1.0] = 0.95 → 0.05 per second above (3 per 60 s window).
+    """
     below = 0.0
     lower = 0.0
-    for bound, count in zip((*h.bounds, math.inf), h.counts, strict=True):
+    cumulative = 0.0
+    total = max((c for _, c in buckets), default=0.0)
+    for bound, c in buckets:
+        count = max(0.0, c - cumulative)  # ensureMonotonic
+        cumulative = max(cumulative, c)
         if x >= bound:
             below += count
             lower = bound
@@ -71,7 +78,16 @@ def _over(h: HistogramSnapshot | None, x: float) -> float | None:
         if math.isfinite(bound) and bound > lower:
             below += count * (x - lower) / (bound - lower)
         break
-    return max(0.0, h.count - below)
+    return max(0.0, total - below)
+
+
+def _over(h: HistogramSnapshot | None, x: float) -> float | None:
+    """Observations above ``x``, interpolating linearly inside the bucket holding it (what
+    ``histogram_fraction`` assumes). Example: buckets ≤0.5: 90, ≤1.0: 10 (of 100), x = 0.75 →
+    5 of the 10 in (0.5, 1.0] are above → 5."""
+    if h is None:
+        return None
+    return rate_above(x, list(zip((*h.bounds, math.inf), accumulate(h.counts), strict=True)))
 
 
 def _mean(h: HistogramSnapshot | None) -> float | None:

@@ -31,10 +31,10 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -54,6 +54,7 @@ METADATA = "metadata.json"
 _VERSION = re.compile(r"^v(\d{6,})$")
 
 log = structlog.get_logger("predictor.registry")
+T = TypeVar("T")
 
 
 class ArtifactError(Exception):
@@ -110,6 +111,21 @@ def list_versions(root: Path) -> list[str]:
         return []
     found = [p.name for p in root.iterdir() if p.is_dir() and _VERSION.match(p.name)]
     return sorted(found, key=lambda v: int(v[1:]))
+
+
+def load_newest(
+    versions: Sequence[str], load: Callable[[str], T], event: str
+) -> tuple[T | None, list[ArtifactError]]:
+    """The newest of ``versions`` that ``load`` verifies, and every newer one it rejected
+    (newest first, each logged as ``event``)."""
+    rejected: list[ArtifactError] = []
+    for version in reversed(versions):
+        try:
+            return load(version), rejected
+        except ArtifactError as exc:
+            log.warning(event, version=version, reason=exc.reason)
+            rejected.append(exc)
+    return None, rejected
 
 
 def write_version(root: Path, files: Mapping[str, bytes], metadata: Mapping[str, Any]) -> str:
@@ -354,16 +370,7 @@ class ModelRegistry:
 
     def load_latest(self) -> tuple[Artifact | None, list[ArtifactError]]:
         """The newest version that verifies, and every newer one that did not (newest first)."""
-        rejected: list[ArtifactError] = []
-        for version in reversed(self.versions()):
-            try:
-                artifact = self.load(version)
-            except ArtifactError as exc:
-                log.warning("artifact_rejected", version=version, reason=exc.reason)
-                rejected.append(exc)
-                continue
-            return artifact, rejected
-        return None, rejected
+        return load_newest(self.versions(), self.load, "artifact_rejected")
 
 
 __all__ = [

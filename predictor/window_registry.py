@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import structlog
 
 from predictor.boosting import TargetBoosters, check_model_text, predict_rows
 from predictor.features import FloatArray, Target
@@ -47,6 +46,7 @@ from predictor.registry import (
     file_entry,
     library_versions,
     list_versions,
+    load_newest,
     prune_versions,
     read_checked,
     read_metadata,
@@ -61,8 +61,6 @@ from predictor.window_models import (
 )
 
 WINDOW_FORMAT = "sloscaler-window-model-artifact/1"
-
-log = structlog.get_logger("predictor.window_registry")
 
 
 @dataclass(frozen=True)
@@ -313,16 +311,7 @@ class WindowModelRegistry:
 
     def load_latest(self) -> tuple[WindowArtifact | None, list[ArtifactError]]:
         """The newest version that verifies, and every newer one that did not (newest first)."""
-        rejected: list[ArtifactError] = []
-        for version in reversed(self.versions()):
-            try:
-                artifact = self.load(version)
-            except ArtifactError as exc:
-                log.warning("window_artifact_rejected", version=version, reason=exc.reason)
-                rejected.append(exc)
-                continue
-            return artifact, rejected
-        return None, rejected
+        return load_newest(self.versions(), self.load, "window_artifact_rejected")
 
 
 __all__ = [
