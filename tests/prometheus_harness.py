@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.metrics import VllmMetrics
+
 requires_prometheus = [
     pytest.mark.prometheus,
     pytest.mark.skipif(
@@ -103,3 +105,27 @@ def running_prometheus(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def fake_traffic(m: VllmMetrics, kv: float = 0.1) -> None:
+    """Traffic for a recorded pod with no engine behind it, since the last call: 30 requests
+    of 500 prompt / 100 output tokens, TTFT 50 ms, ITL 12 ms."""
+    for _ in range(30):
+        m.time_to_first_token.observe(0.05)
+        m.inter_token_latency.observe(0.012, 99)
+        m.record_finished_request(
+            finish_reason="stop",
+            arrival_s=0.0,
+            queued_s=0.0,
+            scheduled_s=0.01,
+            first_token_s=0.05,
+            last_token_s=1.238,
+            prompt_tokens=500,
+            generation_tokens=100,
+        )
+    m.prompt_tokens += 30 * 500
+    m.generation_tokens += 30 * 100
+    m.prefix_cache_queries += 15_000
+    m.prefix_cache_hits += 3_000
+    m.num_requests_running = 5
+    m.kv_cache_usage_perc = kv

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client
@@ -12,6 +12,7 @@ from autoscaler.crd import crd_manifest
 from autoscaler.k8s.fake_apiserver import FakeApiServer
 from autoscaler.k8s.fake_crds import httproute_crd, leaderworkerset_crd
 from autoscaler.logging import configure
+from tests.fault_server import Answer, FaultServer, fault_servers
 
 START = 1_800_000_000.0  # 2027-01-15, a fixed virtual epoch
 
@@ -41,3 +42,10 @@ def fake(clock: VirtualClock) -> Iterator[FakeApiServer]:
 def api(fake: FakeApiServer) -> Iterator[client.ApiClient]:
     with client.ApiClient(fake.configuration()) as api_client:
         yield api_client
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[[Answer], FaultServer]]:
+    """Loopback servers answering what the test says (errors, garbage, a hang until the end)."""
+    with fault_servers() as start:
+        yield start

@@ -16,7 +16,6 @@ import math
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
 from predictor.service import PredictorService, ProfilePayload, ServiceConfig, create_app
 from predictor.window_models import fit_window_model
 from predictor.window_registry import WindowModelRegistry
+from tests.fault_server import Answer, FaultServer
 from tests.k8s.conftest import START
 from tests.k8s.world import CAPACITY, NS, World, policy, pool
 
@@ -342,64 +342,6 @@ def test_the_cache_bounds_requests_per_tick(
 # --- faults -------------------------------------------------------------------------------------
 
 
-class _FaultHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _FaultServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.server.requests += 1
-        status, payload = self.server.answer()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-
-class _FaultServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, answer: Callable[[], tuple[int, bytes]]) -> None:
-        super().__init__(("127.0.0.1", 0), _FaultHandler)
-        self.answer = answer
-        self.requests = 0
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-@pytest.fixture
-def fault_server() -> Iterator[Callable[[Callable[[], tuple[int, bytes]]], _FaultServer]]:
-    servers: list[_FaultServer] = []
-
-    def start(answer: Callable[[], tuple[int, bytes]]) -> _FaultServer:
-        server = _FaultServer(answer)
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -426,21 +368,21 @@ def test_every_fault_falls_back_to_the_table_counted(
     fake: FakeApiServer,
     clock: VirtualClock,
     api: client.ApiClient,
-    fault_server: Callable[[Callable[[], tuple[int, bytes]]], _FaultServer],
+    fault_server: Callable[[Answer], FaultServer],
 ) -> None:
-    answers: dict[str, Callable[[], tuple[int, bytes]]] = {
-        "http-500": lambda: (500, b"internal error"),
-        "http-404": lambda: (404, b'{"detail": "Not Found"}'),
-        "not-json": lambda: (200, b"<html>a proxy's login page</html>"),
-        "wrong-schema": lambda: (200, _WRONG),
+    answers: dict[str, Answer] = {
+        "http-500": lambda _b: (500, b"internal error"),
+        "http-404": lambda _b: (404, b'{"detail": "Not Found"}'),
+        "not-json": lambda _b: (200, b"<html>a proxy's login page</html>"),
+        "wrong-schema": lambda _b: (200, _WRONG),
     }
-    server: _FaultServer | None = None
+    server: FaultServer | None = None
     if fault == "unreachable":
         url = f"http://127.0.0.1:{_free_port()}"
     elif fault == "timeout":
-        holder: list[_FaultServer] = []
+        holder: list[FaultServer] = []
 
-        def hang() -> tuple[int, bytes]:
+        def hang(_b: bytes) -> tuple[int, bytes]:
             holder[0].release.wait(10)  # answers only once the test is over
             return 200, b"{}"
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +87,15 @@ from simulator.metrics.openmetrics import OpenMetricsWriter
 from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource, SeriesGroup
 from simulator.runner import run_scenario
 from simulator.scenario import Scenario
+from tests.fault_server import Answer, FaultServer
 from tests.k8s.world import NS, World, policy, pool
-from tests.prometheus_harness import backfill, free_port, requires_prometheus, running_prometheus
+from tests.prometheus_harness import (
+    backfill,
+    fake_traffic,
+    free_port,
+    requires_prometheus,
+    running_prometheus,
+)
 
 pytestmark = requires_prometheus
 
@@ -179,29 +184,6 @@ def _with_namespace(group: SeriesGroup) -> SeriesGroup:
     return SeriesGroup(hit[1], hit[2], group.values)
 
 
-def _fake_traffic(m: VllmMetrics) -> None:
-    """30 requests of 500 prompt / 100 output tokens, TTFT 50 ms, ITL 12 ms, since last call."""
-    for _ in range(30):
-        m.time_to_first_token.observe(0.05)
-        m.inter_token_latency.observe(0.012, 99)
-        m.record_finished_request(
-            finish_reason="stop",
-            arrival_s=0.0,
-            queued_s=0.0,
-            scheduled_s=0.01,
-            first_token_s=0.05,
-            last_token_s=1.238,
-            prompt_tokens=500,
-            generation_tokens=100,
-        )
-    m.prompt_tokens += 30 * 500
-    m.generation_tokens += 30 * 100
-    m.prefix_cache_queries += 15_000
-    m.prefix_cache_hits += 3_000
-    m.num_requests_running = 5
-    m.kv_cache_usage_perc = 0.25
-
-
 def _ghost_view(name: str, metrics: VllmMetrics) -> PoolView:
     return PoolView(
         name=name,
@@ -242,7 +224,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
 
         def hook(t: float, cluster: Cluster) -> None:
             for m in (legacy, nan, stale):
-                _fake_traffic(m)
+                fake_traffic(m, kv=0.25)
             nan.kv_cache_usage_perc = math.nan
             sources: list[MetricsSource] = [*cluster.metric_sources(), legacy, nan]
             if t <= STALE_STOP_S:
@@ -597,56 +579,6 @@ def test_a_pool_without_a_window_never_shrinks_on_demand_alone() -> None:
 # --- client faults ------------------------------------------------------------------------------
 
 
-class _FaultHandler(BaseHTTPRequestHandler):
-    server: _FaultServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.server.requests += 1
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        status, payload = self.server.answer(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _FaultServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, answer: Callable[[bytes], tuple[int, bytes]]) -> None:
-        super().__init__(("127.0.0.1", 0), _FaultHandler)
-        self.answer = answer
-        self.requests = 0
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-@pytest.fixture
-def fault_server() -> Iterator[Callable[[Callable[[bytes], tuple[int, bytes]]], _FaultServer]]:
-    servers: list[_FaultServer] = []
-
-    def start(answer: Callable[[bytes], tuple[int, bytes]]) -> _FaultServer:
-        server = _FaultServer(answer)
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
 def _proxy(
     prometheus_url: str, rewrite: Callable[[dict[str, Any]], None]
 ) -> Callable[[bytes], tuple[int, bytes]]:
@@ -698,20 +630,20 @@ def test_every_client_fault_is_counted_and_the_controller_holds(
     clock: VirtualClock,
     api: client.ApiClient,
     prometheus_url: str,
-    fault_server: Callable[[Callable[[bytes], tuple[int, bytes]]], _FaultServer],
+    fault_server: Callable[[Answer], FaultServer],
 ) -> None:
-    answers: dict[str, Callable[[bytes], tuple[int, bytes]]] = {
+    answers: dict[str, Answer] = {
         "http-500": lambda _b: (500, b"internal error"),
         "http-400": lambda _b: (400, _ERROR),
         "not-json": lambda _b: (200, b"<html>a proxy's login page</html>"),
         "empty": _proxy(prometheus_url, _drop),
         "nan": _proxy(prometheus_url, _nan),
     }
-    server: _FaultServer | None = None
+    server: FaultServer | None = None
     if fault == "unreachable":
         url = f"http://127.0.0.1:{free_port()}"
     elif fault == "timeout":
-        holder: list[_FaultServer] = []
+        holder: list[FaultServer] = []
 
         def hang(_b: bytes) -> tuple[int, bytes]:
             holder[0].release.wait(10)  # answers only once the test is over
@@ -755,7 +687,7 @@ def test_run_once_reads_the_prometheus_url(
     tmp_path: Path,
     fake: FakeApiServer,
     api: client.ApiClient,
-    fault_server: Callable[[Callable[[bytes], tuple[int, bytes]]], _FaultServer],
+    fault_server: Callable[[Answer], FaultServer],
 ) -> None:
     server = fault_server(lambda _b: (503, b"overloaded"))
     fake.store.put(make_deployment("a", NS, 2, {"app": "a"}))

@@ -63,6 +63,7 @@ from simulator.runner import run_scenario
 from simulator.scenario import Scenario
 from tests.prometheus_harness import (
     backfill,
+    fake_traffic,
     free_port,
     requires_prometheus,
     running_prometheus,
@@ -138,29 +139,6 @@ class _FilteredSnapshot:
         return [f for f in self.inner.collect() if f.family.name != self.family]
 
 
-def _fake_traffic(m: VllmMetrics, kv: float = 0.1) -> None:
-    """30 requests of 500 prompt / 100 output tokens, TTFT 50 ms, ITL 12 ms, since last call."""
-    for _ in range(30):
-        m.time_to_first_token.observe(0.05)
-        m.inter_token_latency.observe(0.012, 99)
-        m.record_finished_request(
-            finish_reason="stop",
-            arrival_s=0.0,
-            queued_s=0.0,
-            scheduled_s=0.01,
-            first_token_s=0.05,
-            last_token_s=1.238,
-            prompt_tokens=500,
-            generation_tokens=100,
-        )
-    m.prompt_tokens += 30 * 500
-    m.generation_tokens += 30 * 100
-    m.prefix_cache_queries += 15_000
-    m.prefix_cache_hits += 3_000
-    m.num_requests_running = 5
-    m.kv_cache_usage_perc = kv
-
-
 @dataclass
 class Recording:
     snapshots: dict[float, dict[str, MetricsSnapshot]]
@@ -189,7 +167,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
 
         def hook(t: float, cluster: Cluster) -> None:
             for m in (nan, partial, stale, unlabelled, legacy):
-                _fake_traffic(m)
+                fake_traffic(m)
             nan.kv_cache_usage_perc = math.nan
             sources: list[MetricsSource] = [
                 *cluster.metric_sources(),
