@@ -75,6 +75,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoscaler.clock import Clock
+from autoscaler.http_faults import CALL_ERRORS, call_fault, status_fault
 from autoscaler.k8s.sources import FixedLatencyModel, ModelStatus, PolicyRef
 from autoscaler.logging import get_logger
 from policies.types import Capacity, DemandMix, PoolSnapshot, SLOTarget
@@ -194,24 +195,15 @@ class HttpPredictorClient:
     def _send(self, method: str, path: str, body: Mapping[str, object] | None) -> httpx.Response:
         try:
             return self._http.request(method, f"{self.url}{path}", json=body)
-        except httpx.TimeoutException as exc:
-            raise PredictorError(PredictorFault.TIMEOUT, f"timed out: {exc!r}") from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise PredictorError(PredictorFault.REJECTED, f"bad address: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise PredictorError(
-                PredictorFault.UNREACHABLE, f"no answer: {type(exc).__name__}: {exc}"
-            ) from None
+        except CALL_ERRORS as exc:
+            reason, message = call_fault(exc)
+            raise PredictorError(PredictorFault(reason), message) from None
 
     @staticmethod
     def _check(resp: httpx.Response) -> None:
-        code = resp.status_code
-        if code == 429 or code >= 500:
-            raise PredictorError(PredictorFault.SERVER_ERROR, f"HTTP {code}: {resp.text[:200]}")
-        if code >= 400:
-            raise PredictorError(PredictorFault.REJECTED, f"HTTP {code}: {resp.text[:200]}")
-        if code != 200:
-            raise PredictorError(PredictorFault.BAD_RESPONSE, f"HTTP {code}")
+        bad = status_fault(resp)
+        if bad is not None:
+            raise PredictorError(PredictorFault(bad[0]), bad[1])
 
     def capacity(self, request: Mapping[str, object]) -> CapacityBody | NotReadyBody:
         resp = self._send("POST", "/capacity", request)

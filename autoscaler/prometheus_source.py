@@ -52,6 +52,7 @@ from typing import Final, Protocol
 
 import httpx
 
+from autoscaler.http_faults import CALL_ERRORS, call_fault, status_fault
 from autoscaler.k8s.sources import PolicyObservation, PolicyRef
 from autoscaler.logging import get_logger
 from autoscaler.sources import Demand, rate_above
@@ -184,21 +185,12 @@ class HttpPrometheusClient:
             resp = self._http.post(
                 f"{self.url}/api/v1/query", data={"query": expr, "time": f"{at:.3f}"}
             )
-        except httpx.TimeoutException as exc:
-            raise PrometheusQueryError(MetricsFault.TIMEOUT, f"timed out: {exc!r}") from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise PrometheusQueryError(MetricsFault.REJECTED, f"bad address: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise PrometheusQueryError(
-                MetricsFault.UNREACHABLE, f"no answer: {type(exc).__name__}: {exc}"
-            ) from None
-        code = resp.status_code
-        if code == 429 or code >= 500:
-            raise PrometheusQueryError(MetricsFault.SERVER_ERROR, f"HTTP {code}: {resp.text[:200]}")
-        if code >= 400:
-            raise PrometheusQueryError(MetricsFault.REJECTED, f"HTTP {code}: {resp.text[:200]}")
-        if code != 200:
-            raise PrometheusQueryError(MetricsFault.BAD_RESPONSE, f"HTTP {code}")
+        except CALL_ERRORS as exc:
+            reason, message = call_fault(exc)
+            raise PrometheusQueryError(MetricsFault(reason), message) from None
+        bad = status_fault(resp)
+        if bad is not None:
+            raise PrometheusQueryError(MetricsFault(bad[0]), bad[1])
         return parse_vector(resp.content)
 
     def close(self) -> None:
