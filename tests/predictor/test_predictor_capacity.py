@@ -25,7 +25,10 @@ from predictor.training import TrainingResult
 
 H100 = AcceleratorProfile("H100", 24_000.0, 6.0, 0.09, 400_000, 128)
 
-SWEEP = Path("/work/shared/data/calibration/inference_perf_h100_llama3_8b/summary_by_stage.csv")
+SWEEP = (
+    Path(__file__).resolve().parents[3]
+    / "shared/data/calibration/inference_perf_h100_llama3_8b/summary_by_stage.csv"
+)
 # Fitted (least squares on log p90 TTFT and TPOT, stages 0-3 of the "vllm" variant) to the
 # inference-perf sweep of Llama-3-8B on one H100.
 H100_LLAMA3_8B = AcceleratorProfile(
