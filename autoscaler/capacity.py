@@ -248,8 +248,9 @@ class ProfileCapacityModel:
         target = SLOTarget(slo.ttft_s / cf_ttft, slo.tpot_s / cf_tpot, slo.attainment)
         rps = capacity_at_slo(pp, lengths, target)
         t90, p90 = profile_point(pp, lengths, rps).p90() if rps > 0 else (math.inf, math.inf)
-        learned = pool.model in self._samples or (cf_ttft, cf_tpot) != (1.0, 1.0)
-        return Capacity(rps, t90 * cf_ttft, p90 * cf_tpot, "learned" if learned else "profile")
+        corrected = pool.model in self._samples or (cf_ttft, cf_tpot) != (1.0, 1.0)
+        source = "profile-corrected" if corrected else "profile"
+        return Capacity(rps, t90 * cf_ttft, p90 * cf_tpot, source)
 
     def predict(
         self, pool: PoolSnapshot, mix: DemandMix, rps_per_replica: float
@@ -259,12 +260,13 @@ class ProfileCapacityModel:
         cf_ttft, cf_tpot = self._cf(pool.name)
         return t90 * cf_ttft, p90 * cf_tpot
 
-    def observe(self, pool: PoolSnapshot, mix: DemandMix) -> None:
+    def observe(self, pool: PoolSnapshot, mix: DemandMix, now: float | None = None) -> None:
         """Fold the pool's observed p90s against the profile's at the same per-replica load.
 
         Both sides go through the same histogram buckets and ``histogram_quantile``, so bucket
         interpolation does not bias the ratio. Windows with fewer than ``MIN_OBSERVATIONS``
-        finished requests teach nothing.
+        finished requests teach nothing. ``now`` is unused: the correction is an average over
+        windows, not over time (models that learn on a cadence need it).
         """
         load = pool.load
         if not self.learn_latency or load is None or pool.ready == 0:

@@ -8,17 +8,18 @@ structured ``decision`` line per pool.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from autoscaler.capacity import ProfileCapacityModel
 from autoscaler.logging import get_logger
 from autoscaler.sources import Demand
 from policies.decide import decide, demand_mix
 from policies.types import (
+    CapacityModel,
     ClusterSnapshot,
     Decision,
+    DemandMix,
     LoadWindow,
     ModelSnapshot,
     PolicyConfig,
@@ -27,6 +28,17 @@ from policies.types import (
     PoolSnapshot,
     Role,
 )
+
+
+class OnlineCapacityModel(CapacityModel, Protocol):
+    """A capacity model that learns from what the loop observes: every pool's window each tick
+    (at ``now``) and the lengths of finished requests."""
+
+    def observe(self, pool: PoolSnapshot, mix: DemandMix, now: float) -> None: ...
+
+    def observe_requests(
+        self, model: str, requests: Iterable[tuple[int, int]], now: float
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +81,7 @@ def decision_fields(d: PoolDecision) -> dict[str, object]:
 @dataclass
 class ControlLoop:
     config: PolicyConfig
-    capacity: ProfileCapacityModel
+    capacity: OnlineCapacityModel
     state: PolicyState = field(default_factory=PolicyState)
     history: list[tuple[float, Decision]] = field(default_factory=list)
     log: Any = field(default_factory=lambda: get_logger("sloscaler.loop"))
@@ -100,7 +112,7 @@ class ControlLoop:
         for p in snap_pools:
             peers = [q for q in snap_pools if q.model == p.model]
             mix = demand_mix(peers, self.state.mixes.get(p.model), self.config.default_mix)
-            self.capacity.observe(p, mix)
+            self.capacity.observe(p, mix, now)
         snapshot = ClusterSnapshot(snap_pools, models, self.capacity)
         decision, self.state, _diag = decide(snapshot, self.state, self.config, now)
         self.history.append((now, decision))

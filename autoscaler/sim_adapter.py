@@ -9,11 +9,13 @@ time is learned from the pods that became ready; until one has, the profile's es
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoscaler.capacity import PoolProfile, ProfileCapacityModel
-from autoscaler.loop import ControlLoop, PoolInfo
+from autoscaler.learned_capacity import LearnedCapacityModel
+from autoscaler.loop import ControlLoop, OnlineCapacityModel, PoolInfo
 from autoscaler.sources import SimulatorMetricsSource
 from policies.types import PolicyConfig, PoolLimits, SLOTarget
 from simulator.control import ClusterView, ControlActions
@@ -42,6 +44,11 @@ class SLOPolicyParams(BaseModel):
     )
     scale_to_zero: list[str] = Field(
         default_factory=list, description="pools allowed to scale to zero (min_replicas must be 0)"
+    )
+    capacity_model: Literal["profile", "learned"] = Field(
+        "profile",
+        description="per-replica capacity from the profile only, or from window models learned "
+        "online once they bound it (the profile meanwhile)",
     )
 
 
@@ -153,11 +160,17 @@ class SimulatedController:
 def slo_controller(scenario: Scenario) -> SimulatedController:
     params = slo_params(scenario)
     config = policy_config(scenario, params)
-    capacity = ProfileCapacityModel(pool_profiles(scenario), learn_latency=params.learn)
+    profile = ProfileCapacityModel(pool_profiles(scenario), learn_latency=params.learn)
+    capacity: OnlineCapacityModel = profile
+    if params.capacity_model == "learned":
+        capacity = LearnedCapacityModel(
+            profile, quantile=scenario.slo.attainment, window_s=params.metrics_window_s
+        )
     loop = ControlLoop(config, capacity)
     objectives = {m: (t.ttft_s, t.tpot_s) for m, t in config.slo.items()}
+    attainment = {m: t.attainment for m, t in config.slo.items()}
     return SimulatedController(
         loop,
-        SimulatorMetricsSource(params.metrics_window_s, objectives),
+        SimulatorMetricsSource(params.metrics_window_s, objectives, attainment),
         tick_interval_s=params.tick_s,
     )

@@ -107,10 +107,14 @@ class SimulatorMetricsSource:
     """Reads the simulated pods' and gateway's metrics in memory; keeps ``window_s`` of frames."""
 
     def __init__(
-        self, window_s: float = 60.0, objectives: Mapping[str, tuple[float, float]] | None = None
+        self,
+        window_s: float = 60.0,
+        objectives: Mapping[str, tuple[float, float]] | None = None,
+        attainment: Mapping[str, float] | None = None,
     ) -> None:
         self.window_s = window_s
         self.objectives = dict(objectives or {})  # model → (TTFT s, TPOT s) to count misses of
+        self.attainment = dict(attainment or {})  # model → target share; quantile of the window
         self._frames: deque[_Frame] = deque()
 
     def observe(self, view: ClusterView) -> tuple[dict[str, LoadWindow | None], dict[str, Demand]]:
@@ -164,13 +168,13 @@ class SimulatorMetricsSource:
             d for name, d in zip(pods, diffs, strict=True) if phases[name] in ("ready", "draining")
         ]
         ttft_hist = _merge([d.time_to_first_token for d in diffs])
+        tpot_hist = _merge([d.request_time_per_output_token for d in diffs])
         objective = self.objectives.get(model)
         ttft_miss = tpot_miss = None
         if objective is not None:
             ttft_miss = _over(ttft_hist, objective[0])
-            tpot_miss = _over(
-                _merge([d.request_time_per_output_token for d in diffs]), objective[1]
-            )
+            tpot_miss = _over(tpot_hist, objective[1])
+        target = self.attainment.get(model)
         return LoadWindow(
             window_s=dt,
             request_rps=finished / dt,
@@ -187,4 +191,6 @@ class SimulatorMetricsSource:
             finished=finished,
             ttft_misses=ttft_miss,
             tpot_misses=tpot_miss,
+            ttft_at_target_s=None if target is None else _quantile(ttft_hist, target),
+            tpot_at_target_s=None if target is None else _quantile(tpot_hist, target),
         )

@@ -36,6 +36,12 @@ class LoadWindow:
     finished: int = 0  # requests finished in the window
     ttft_misses: float | None = None  # of them, over the TTFT objective (from the histogram)
     tpot_misses: float | None = None  # of them, over the TPOT objective
+    # The window's TTFT and per-request TPOT at the SLO's attainment quantile (0.99 for a 0.99
+    # target; histogram_quantile of vllm:time_to_first_token and
+    # vllm:request_time_per_output_token): a window meets the objective on its own when both are
+    # inside it, which is what a learned capacity must be held to.
+    ttft_at_target_s: float | None = None
+    tpot_at_target_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,7 @@ class AnalyticCapacity(ProfileCapacityModel):
     ) -> tuple[float, float]:
         return self.fixed.predict(pool, mix, rps_per_replica)
 
-    def observe(self, pool: PoolSnapshot, mix: DemandMix) -> None:
+    def observe(self, pool: PoolSnapshot, mix: DemandMix, now: float | None = None) -> None:
         return None
 
     def observe_requests(self, model: str, requests: Iterable[tuple[int, int]], now: float) -> None:
