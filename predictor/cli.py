@@ -15,10 +15,17 @@ from the same artifacts. The commands:
   from Prometheus as (pod, window) rows (:mod:`predictor.prometheus_dataset`), fits window
   models per (accelerator, role) (:mod:`predictor.window_models`) and publishes them as a new
   version under ``DIR`` (a window-model registry, see :mod:`predictor.window_registry`);
-* ``serve --model DIR --host 127.0.0.1 --port 8000 [--windows DIR] [--profiles FILE]`` runs the
-  HTTP service (:mod:`predictor.service`) on the newest valid version, training more as samples
+* ``serve --model DIR --host 127.0.0.1 --port 8000 [--windows DIR] [--profiles FILE]
+  [--prometheus-url URL --train-windows-every S --train-windows-lookback S]`` runs the HTTP
+  service (:mod:`predictor.service`) on the newest valid version, training more as samples
   arrive, and answers ``POST /capacity`` from the newest window model (or from the analytic
-  profiles in ``FILE`` while none is ready).
+  profiles in ``FILE`` while none is ready); with ``--prometheus-url`` it also trains the window
+  models itself, on a cadence (:mod:`predictor.window_training`).
+
+``train-windows`` and ``serve`` share the options that say what to read from Prometheus and
+how to fit (``--window-s``, ``--match``, the label options, ``--min-rows``, …): one set of
+option types and one function (:func:`window_training_setup`) turn them into the dataset, fit
+and client settings.
 
 A bad file or column ends with one ``error:`` line naming the file, line and column, and exit
 status 2; so does an unreachable or refusing Prometheus (saying whether retrying may help); no
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -39,15 +47,10 @@ import typer
 
 from predictor.boosting import BoostingParams
 from predictor.capacity import AcceleratorProfile
-from predictor.clock import WallClock
+from predictor.clock import Clock, WallClock
 from predictor.models import Layout, ModelConfig
 from predictor.outcomes import NotReady
-from predictor.prometheus_dataset import (
-    PrometheusError,
-    PrometheusWindowSource,
-    WindowDatasetConfig,
-    connect,
-)
+from predictor.prometheus_dataset import PrometheusWindowSource, WindowDatasetConfig, connect
 from predictor.prometheus_queries import RowLabels, Selector
 from predictor.registry import METADATA, Artifact, ArtifactError, ModelRegistry
 from predictor.samples import SampleFormatError, read_samples_csv
@@ -59,8 +62,14 @@ from predictor.training import (
     train,
     train_best_layout,
 )
-from predictor.window_models import WindowModelConfig, WindowSegment, fit_window_model
+from predictor.window_models import WindowModelConfig
 from predictor.window_registry import WindowModelRegistry, dataset_summary
+from predictor.window_training import (
+    WindowSource,
+    WindowTrainingPolicy,
+    WindowTrainingResult,
+    train_windows,
+)
 
 if TYPE_CHECKING:
     from predictor.service import PredictorService
@@ -228,6 +237,80 @@ def eval_command(
         )
 
 
+# ------------------------------------------------- options shared by serve and train-windows
+
+WindowSOption = Annotated[float, typer.Option("--window-s", help="PromQL range of every rate (s).")]
+StepSOption = Annotated[float, typer.Option("--step-s", help="Spacing of window ends (s).")]
+MatchOption = Annotated[
+    list[str] | None, typer.Option("--match", help="Label matcher LABEL=VALUE (repeatable).")
+]
+MatchRegexOption = Annotated[
+    list[str] | None,
+    typer.Option("--match-regex", help="Label matcher LABEL=REGEX (repeatable)."),
+]
+PodLabelOption = Annotated[str, typer.Option(help="Label naming the pod.")]
+AcceleratorLabelOption = Annotated[
+    str, typer.Option(help="Label carrying the accelerator ('' if none).")
+]
+RoleLabelOption = Annotated[str, typer.Option(help="Label carrying the role ('' if none).")]
+DefaultAcceleratorOption = Annotated[
+    str | None, typer.Option(help="Accelerator of pods without the label.")
+]
+MinRowsOption = Annotated[
+    int, typer.Option(min=1, help="Fewest windows an (accelerator, role) needs.")
+]
+MinLoadLevelsOption = Annotated[
+    int, typer.Option(min=2, help="Fewest distinct request rates it needs.")
+]
+TimeoutSOption = Annotated[float, typer.Option(help="Per-query timeout (s).")]
+RetriesOption = Annotated[int, typer.Option(min=0, help="Client retries per query.")]
+
+
+@dataclass(frozen=True)
+class WindowTrainingSetup:
+    """What ``serve`` and ``train-windows`` read from Prometheus and how they fit."""
+
+    source: PrometheusWindowSource
+    fit: WindowModelConfig
+
+
+def window_training_setup(
+    prometheus_url: str,
+    *,
+    window_s: float,
+    step_s: float,
+    match: list[str] | None,
+    match_regex: list[str] | None,
+    pod_label: str,
+    accelerator_label: str,
+    role_label: str,
+    default_accelerator: str | None,
+    min_rows: int,
+    min_load_levels: int,
+    timeout_s: float,
+    retries: int,
+) -> WindowTrainingSetup:
+    """The window source and fit settings from the shared options (``error:`` and exit 2 on a
+    bad one)."""
+    try:
+        config = WindowDatasetConfig(
+            selector=Selector(
+                _matchers(match or [], "--match"), _matchers(match_regex or [], "--match-regex")
+            ),
+            labels=RowLabels(
+                pod=pod_label, accelerator=accelerator_label or None, role=role_label or None
+            ),
+            window_s=window_s,
+            step_s=step_s,
+            default_accelerator=default_accelerator,
+        )
+        fit = WindowModelConfig(min_rows=min_rows, min_load_levels=min_load_levels)
+    except ValueError as exc:
+        _fail(str(exc))
+    client = connect(prometheus_url, timeout_s=timeout_s, retries=retries)
+    return WindowTrainingSetup(PrometheusWindowSource(client, config), fit)
+
+
 @predictor_app.command("serve")
 def serve_command(
     model: Annotated[Path, typer.Option("--model", help="Registry directory (created if new).")],
@@ -250,6 +333,41 @@ def serve_command(
             help="JSON {accelerator: profile} for the analytic capacity fallback.",
         ),
     ] = None,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="Prometheus to train window models from, into --windows (needs it).",
+        ),
+    ] = None,
+    train_windows_every: Annotated[
+        float,
+        typer.Option(
+            "--train-windows-every",
+            min=0,
+            help="Seconds between window-model trainings (0 = never; the first at start).",
+        ),
+    ] = 3600.0,
+    train_windows_lookback: Annotated[
+        float,
+        typer.Option(
+            "--train-windows-lookback",
+            min=1,
+            help="Seconds of Prometheus history each training reads.",
+        ),
+    ] = 21600.0,
+    window_s: WindowSOption = 60.0,
+    step_s: StepSOption = 60.0,
+    match: MatchOption = None,
+    match_regex: MatchRegexOption = None,
+    pod_label: PodLabelOption = "pod",
+    accelerator_label: AcceleratorLabelOption = "accelerator",
+    role_label: RoleLabelOption = "role",
+    default_accelerator: DefaultAcceleratorOption = None,
+    min_rows: MinRowsOption = 100,
+    min_load_levels: MinLoadLevelsOption = 10,
+    timeout_s: TimeoutSOption = 30.0,
+    retries: RetriesOption = 2,
 ) -> None:
     """Serve the llm-d compatible prediction API on the newest valid model in DIR."""
     import uvicorn
@@ -257,7 +375,37 @@ def serve_command(
     from predictor.service import create_app
 
     _logs_to_stderr()
-    service = build_service(model, accelerator, train_in_process, windows, profiles)
+    setup = None
+    if prometheus_url is not None:
+        if windows is None:
+            _fail("--prometheus-url needs --windows DIR to publish window models into")
+        setup = window_training_setup(
+            prometheus_url,
+            window_s=window_s,
+            step_s=step_s,
+            match=match,
+            match_regex=match_regex,
+            pod_label=pod_label,
+            accelerator_label=accelerator_label,
+            role_label=role_label,
+            default_accelerator=default_accelerator,
+            min_rows=min_rows,
+            min_load_levels=min_load_levels,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
+    service = build_service(
+        model,
+        accelerator,
+        train_in_process,
+        windows,
+        profiles,
+        window_source=None if setup is None else setup.source,
+        window_training=WindowTrainingPolicy(
+            every_s=train_windows_every, lookback_s=train_windows_lookback
+        ),
+        window_fit=None if setup is None else setup.fit,
+    )
     uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
 
 
@@ -292,8 +440,15 @@ def build_service(
     train_in_process: bool = True,
     windows: Path | None = None,
     profiles: Path | None = None,
+    *,
+    window_source: WindowSource | None = None,
+    window_training: WindowTrainingPolicy | None = None,
+    window_fit: WindowModelConfig | None = None,
+    clock: Clock | None = None,
 ) -> PredictorService:
-    """The service ``serve`` runs, with its models loaded (warnings on stderr)."""
+    """The service ``serve`` runs, with its models loaded (warnings on stderr); with a
+    ``window_source`` and ``windows`` it trains window models on ``window_training``'s cadence
+    once its app starts."""
     from predictor.service import PredictorService, ServiceConfig
 
     service = PredictorService(
@@ -301,10 +456,13 @@ def build_service(
             default_accelerator=accelerator,
             train_in_process=train_in_process,
             profiles=read_profiles(profiles) if profiles is not None else {},
+            window_training=window_training or WindowTrainingPolicy(),
+            window_fit=window_fit or WindowModelConfig(),
         ),
         registry=ModelRegistry(model),
         window_registry=WindowModelRegistry(windows) if windows is not None else None,
-        clock=WallClock(),
+        window_source=window_source,
+        clock=clock or WallClock(),
     )
     artifact, rejected = service.reload()
     for exc in rejected:
@@ -316,8 +474,10 @@ def build_service(
         for exc in window_rejected:
             typer.echo(f"warning: {exc}", err=True)
         if window_artifact is None:
+            later = " until one trains" if service.trains_windows else ""
             typer.echo(
-                f"warning: {windows}: no window model; /capacity uses the fallback", err=True
+                f"warning: {windows}: no window model; /capacity uses the fallback{later}",
+                err=True,
             )
     return service
 
@@ -353,87 +513,69 @@ def train_windows_command(
     ],
     end: Annotated[str, typer.Option("--end", help="Last window end: epoch seconds or ISO-8601.")],
     out: Annotated[Path, typer.Option("--out", help="Window-model registry to publish into.")],
-    window_s: Annotated[
-        float, typer.Option("--window-s", help="PromQL range of every rate (s).")
-    ] = 60.0,
-    step_s: Annotated[float, typer.Option("--step-s", help="Spacing of window ends (s).")] = 60.0,
-    match: Annotated[
-        list[str] | None, typer.Option("--match", help="Label matcher LABEL=VALUE (repeatable).")
-    ] = None,
-    match_regex: Annotated[
-        list[str] | None,
-        typer.Option("--match-regex", help="Label matcher LABEL=REGEX (repeatable)."),
-    ] = None,
-    pod_label: Annotated[str, typer.Option(help="Label naming the pod.")] = "pod",
-    accelerator_label: Annotated[
-        str, typer.Option(help="Label carrying the accelerator ('' if none).")
-    ] = "accelerator",
-    role_label: Annotated[str, typer.Option(help="Label carrying the role ('' if none).")] = "role",
-    default_accelerator: Annotated[
-        str | None, typer.Option(help="Accelerator of pods without the label.")
-    ] = None,
-    min_rows: Annotated[
-        int, typer.Option(min=1, help="Fewest windows an (accelerator, role) needs.")
-    ] = 100,
-    min_load_levels: Annotated[
-        int, typer.Option(min=2, help="Fewest distinct request rates it needs.")
-    ] = 10,
-    timeout_s: Annotated[float, typer.Option(help="Per-query timeout (s).")] = 30.0,
-    retries: Annotated[int, typer.Option(min=0, help="Client retries per query.")] = 2,
+    window_s: WindowSOption = 60.0,
+    step_s: StepSOption = 60.0,
+    match: MatchOption = None,
+    match_regex: MatchRegexOption = None,
+    pod_label: PodLabelOption = "pod",
+    accelerator_label: AcceleratorLabelOption = "accelerator",
+    role_label: RoleLabelOption = "role",
+    default_accelerator: DefaultAcceleratorOption = None,
+    min_rows: MinRowsOption = 100,
+    min_load_levels: MinLoadLevelsOption = 10,
+    timeout_s: TimeoutSOption = 30.0,
+    retries: RetriesOption = 2,
 ) -> None:
     """Read vLLM metrics from Prometheus, fit window models, publish them as a version in DIR."""
     _logs_to_stderr()
     start_s, end_s = _epoch(start, "--start"), _epoch(end, "--end")
     if end_s < start_s:
         _fail("--end is before --start")
-    try:
-        config = WindowDatasetConfig(
-            selector=Selector(
-                _matchers(match or [], "--match"), _matchers(match_regex or [], "--match-regex")
-            ),
-            labels=RowLabels(
-                pod=pod_label, accelerator=accelerator_label or None, role=role_label or None
-            ),
-            window_s=window_s,
-            step_s=step_s,
-            default_accelerator=default_accelerator,
-        )
-    except ValueError as exc:
-        _fail(str(exc))
-    client = connect(prometheus_url, timeout_s=timeout_s, retries=retries)
-    source = PrometheusWindowSource(client, config)
-    try:
-        dataset = source.fetch(start_s, end_s)
-    except PrometheusError as exc:
-        hint = "temporary, retry later" if exc.retryable else "permanent"
-        _fail(f"{prometheus_url}: {exc} ({hint})")
-    if len(dataset) == 0:
-        drops = ", ".join(f"{k.value} {v}" for k, v in dataset.drops.items()) or "no series"
-        _fail(f"{prometheus_url}: no usable windows between {start} and {end} ({drops})")
-    model = fit_window_model(
-        dataset, WindowModelConfig(min_rows=min_rows, min_load_levels=min_load_levels)
+    setup = window_training_setup(
+        prometheus_url,
+        window_s=window_s,
+        step_s=step_s,
+        match=match,
+        match_regex=match_regex,
+        pod_label=pod_label,
+        accelerator_label=accelerator_label,
+        role_label=role_label,
+        default_accelerator=default_accelerator,
+        min_rows=min_rows,
+        min_load_levels=min_load_levels,
+        timeout_s=timeout_s,
+        retries=retries,
     )
+    report = train_windows(
+        setup.source, start_s, end_s, setup.fit, WindowModelRegistry(out), WallClock().now()
+    )
+    if report.result in _READ_FAILURES:
+        _fail(f"{prometheus_url}: {report.message}")
+    if not report.published or report.model is None or report.dataset is None:
+        _fail(report.message)
     segments: dict[str, Any] = {}
-    for (acc, role), seg in model.segments.items():
+    for (acc, role), seg in report.model.segments.items():
         segments[f"{acc}/{role}"] = (
             {"ready": False, "reason": seg.reason.value, "message": seg.message}
             if isinstance(seg, NotReady)
             else {"ready": True, "windows": seg.n_rows, "rate_range": list(seg.rate_range)}
         )
-    if not model.is_ready:
-        reasons = "; ".join(s.message for s in model.segments.values() if isinstance(s, NotReady))
-        _fail(f"no (accelerator, role) could be trained ({reasons})")
-    try:
-        version = WindowModelRegistry(out).publish(model, dataset, WallClock().now())
-    except OSError as exc:
-        _fail(f"{out}: cannot write the model ({exc.strerror})")
-    ready = sum(isinstance(s, WindowSegment) for s in model.segments.values())
-    typer.echo(f"{ready} of {len(model.segments)} segments ready", err=True)
+    typer.echo(report.message, err=True)
     summary = {
-        "version": version,
+        "version": report.version,
         "out": str(out),
-        "queries": source.queries_sent,
-        "dataset": dataset_summary(dataset),
+        "queries": setup.source.queries_sent,
+        "dataset": dataset_summary(report.dataset),
         "segments": segments,
     }
     typer.echo(json.dumps(summary, indent=2))
+
+
+#: results that say what Prometheus answered (their message gets its URL in front)
+_READ_FAILURES = frozenset(
+    {
+        WindowTrainingResult.PROMETHEUS_UNAVAILABLE,
+        WindowTrainingResult.PROMETHEUS_REJECTED,
+        WindowTrainingResult.NO_WINDOWS,
+    }
+)

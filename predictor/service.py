@@ -25,6 +25,7 @@ Endpoints (llm-d's unless marked *ours*):
 ``GET /healthz``, ``/readyz``   liveness; readiness = a model can predict (503 otherwise)
 ``GET /status``                 llm-d's status fields plus version, segments, buffer,
                                 retraining (cadence, drift findings, last run), window models
+                                (and their training from Prometheus)
 ``GET /metrics``                Prometheus text from the service's own registry
 ``GET /v1/models``              *ours*: every (accelerator, role) model with held-out metrics
 =============================== ============================================================
@@ -33,6 +34,11 @@ A malformed payload gets 422 naming the field (FastAPI's ``detail[].loc``), neve
 request that no model can answer gets 503 with the ``NotReady`` reason. A training entry's
 ``actual_ttft_ms``/``actual_tpot_ms`` of 0 (or null) means "not measured", as the gateway posts
 TTFT before any TPOT is known.
+
+Given a window source (Prometheus) and a window registry, the service also trains window models
+on a cadence (:mod:`predictor.window_training`) in a background thread that the app starts with
+its lifespan: the first run at start-up, without holding up readiness; a failed run is logged,
+counted and shown in ``/status`` while the model already loaded keeps answering.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -80,9 +87,20 @@ from predictor.training import (
     retrain_decision,
     train,
 )
-from predictor.window_models import WindowCapacity, WindowLatencyModel
+from predictor.window_models import WindowCapacity, WindowLatencyModel, WindowModelConfig
 from predictor.window_models import capacity_at_slo as window_capacity_at_slo
 from predictor.window_registry import WindowArtifact, WindowModelRegistry
+from predictor.window_training import (
+    WindowSource,
+    WindowTrainingPolicy,
+    WindowTrainingReport,
+    WindowTrainingResult,
+    WindowTrainingState,
+    next_due_at,
+    train_windows,
+    training_range,
+    window_training_due,
+)
 
 log = structlog.get_logger("predictor.service")
 
@@ -185,6 +203,10 @@ class ServiceConfig:
     keep_versions: int = 10
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     profiles: Mapping[str, AcceleratorProfile] = field(default_factory=dict)
+    window_training: WindowTrainingPolicy = field(default_factory=WindowTrainingPolicy)
+    window_fit: WindowModelConfig = field(default_factory=WindowModelConfig)
+    #: longest wait of the background thread between two looks at the (injected) clock (s)
+    window_poll_s: float = 60.0
 
 
 def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) -> FeatureColumns:
@@ -300,6 +322,7 @@ class PredictorService:
         *,
         registry: ModelRegistry | None = None,
         window_registry: WindowModelRegistry | None = None,
+        window_source: WindowSource | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
@@ -320,6 +343,14 @@ class PredictorService:
         self.window_model: WindowLatencyModel | None = None
         self.window_version: str | None = None
         self.window_loaded_at: float | None = None
+        self.window_source = window_source
+        self.window_training_state = WindowTrainingState()
+        self.window_training_counts: dict[WindowTrainingResult, int] = {}
+        self.last_window_training: dict[str, Any] | None = None
+        self._window_train_lock = threading.Lock()
+        self._window_runs = threading.Condition()
+        self._window_stop = threading.Event()
+        self._window_thread: threading.Thread | None = None
         self.samples_added = 0
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -356,6 +387,12 @@ class PredictorService:
             "sloscaler_predictor_capacity_answers",
             "POST /capacity answers by source (learned, fallback, not_ready)",
             ["source"],
+            registry=self.metrics_registry,
+        )
+        self.window_trainings = Counter(
+            "sloscaler_predictor_window_trainings",
+            "Window-model trainings from Prometheus by result (published or why not)",
+            ["result"],
             registry=self.metrics_registry,
         )
         self.rejected = Counter(
@@ -562,6 +599,107 @@ class PredictorService:
         log.info("retrained", reason=reason.value, result=outcome, rows=len(samples))
         return result
 
+    # ------------------------------------------------------------------ window training
+
+    @property
+    def trains_windows(self) -> bool:
+        """Whether window models are trained here (a source, a registry, a cadence)."""
+        return (
+            self.window_source is not None
+            and self.window_registry is not None
+            and self.config.window_training.enabled
+        )
+
+    def maybe_train_windows(self) -> WindowTrainingReport | None:
+        """Train window models if the cadence says so (single-flight); the report, or ``None``."""
+        if not self.trains_windows:
+            return None
+        now = self.clock.now()
+        if not window_training_due(self.config.window_training, self.window_training_state, now):
+            return None
+        return self.train_windows_now()
+
+    def train_windows_now(self) -> WindowTrainingReport | None:
+        """One run now: read, fit, publish, load; ``None`` when one is running or there is
+        nothing to train from."""
+        source, registry = self.window_source, self.window_registry
+        if source is None or registry is None:
+            return None
+        if not self._window_train_lock.acquire(blocking=False):
+            return None
+        try:
+            now = self.clock.now()
+            start_s, end_s = training_range(self.config.window_training, now)
+            queries_before = source.queries_sent
+            report = train_windows(source, start_s, end_s, self.config.window_fit, registry, now)
+            if report.published:
+                registry.prune(keep=self.config.keep_versions)
+                self.reload_windows()
+            self._record_window_training(report, source.queries_sent - queries_before)
+            return report
+        finally:
+            self._window_train_lock.release()
+
+    def _record_window_training(self, report: WindowTrainingReport, queries: int) -> None:
+        result = report.result
+        with self.lock:
+            self.window_training_state = WindowTrainingState(report.started_at, report.published)
+            self.window_training_counts[result] = self.window_training_counts.get(result, 0) + 1
+            self.last_window_training = {
+                "result": result.value,
+                "message": report.message,
+                "at": _iso(report.started_at),
+                "range": [_iso(report.start_s), _iso(report.end_s)],
+                "rows": None if report.dataset is None else len(report.dataset),
+                "queries": queries,
+                "window_model_version": report.version,
+            }
+        self.window_trainings.labels(result.value).inc()
+        if report.published:
+            log.info("window_training", result=result.value, version=report.version)
+        else:
+            log.warning("window_training", result=result.value, message=report.message)
+        with self._window_runs:
+            self._window_runs.notify_all()
+
+    def window_trainings_done(self) -> int:
+        """Runs finished since the service started (any result)."""
+        return sum(self.window_training_counts.values())
+
+    def wait_for_window_trainings(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` runs have finished, or ``timeout_s`` (real time) passes."""
+        with self._window_runs:
+            return self._window_runs.wait_for(
+                lambda: self.window_trainings_done() >= count, timeout_s
+            )
+
+    def start_window_training(self) -> None:
+        """Start the background thread (no-op when nothing is to be trained or it runs)."""
+        if not self.trains_windows or self._window_thread is not None:
+            return
+        self._window_stop.clear()
+        self._window_thread = threading.Thread(
+            target=self._window_training_loop, name="window-training", daemon=True
+        )
+        self._window_thread.start()
+
+    def stop_window_training(self, timeout_s: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it (a run in flight finishes first)."""
+        thread, self._window_thread = self._window_thread, None
+        self._window_stop.set()
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _window_training_loop(self) -> None:
+        while not self._window_stop.is_set():
+            try:
+                self.maybe_train_windows()
+            except Exception:  # a bug in one run must not end the cadence
+                log.exception("window_training_crashed")
+            due = next_due_at(self.config.window_training, self.window_training_state)
+            wait = self.config.window_poll_s if due is None else due - self.clock.now()
+            self._window_stop.wait(min(max(wait, 1.0), self.config.window_poll_s))
+
     # ------------------------------------------------------------------ capacity
 
     def capacity(self, req: CapacityRequest) -> dict[str, Any] | NotReady:
@@ -723,6 +861,26 @@ class PredictorService:
             "last_model_load": _iso(self.window_loaded_at),
             "segments": segments,
             "profiles": sorted(self.config.profiles),
+            "training": self.window_training_status(),
+        }
+
+    def window_training_status(self) -> dict[str, Any]:
+        """The cadence of window training from Prometheus and its last run, for ``/status``."""
+        policy = self.config.window_training
+        state = self.window_training_state
+        due = next_due_at(policy, state) if self.trains_windows else None
+        return {
+            "enabled": self.trains_windows,
+            "every_s": policy.every_s,
+            "lookback_s": policy.lookback_s,
+            "retry_s": policy.retry_s,
+            "last_attempt_at": _iso(state.last_attempt_at),
+            "due": self.trains_windows and window_training_due(policy, state, self.clock.now()),
+            "next_due_at": None if due is None or not math.isfinite(due) else _iso(due),
+            "counts": {
+                r.value: self.window_training_counts.get(r, 0) for r in WindowTrainingResult
+            },
+            "last": self.last_window_training,
         }
 
     def models(self) -> dict[str, Any]:
@@ -778,10 +936,20 @@ def _item_errors(index: int, exc: ValidationError) -> list[dict[str, Any]]:
 
 def create_app(service: PredictorService) -> FastAPI:
     """The FastAPI application over ``service``."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start_window_training()  # the first run in the background: ready stays quick
+        try:
+            yield
+        finally:
+            service.stop_window_training()
+
     app = FastAPI(
         title="sloscaler predictor",
         description="llm-d latency predictor compatible TTFT/TPOT prediction service",
         version="1",
+        lifespan=lifespan,
     )
     app.state.service = service
 

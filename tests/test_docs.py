@@ -136,6 +136,13 @@ EXERCISED_BY: dict[str, str] = {
         "tests/predictor/test_predictor_cli.py::"
         "test_serve_starts_on_the_registry_with_windows_and_profiles"
     ),
+    # docs/predictor.md
+    "sloscaler predictor serve --model models/ --windows windows/ --prometheus-url "
+    "http://prometheus:9090 --train-windows-every 3600 --train-windows-lookback 21600 "
+    "--match namespace=llm": (
+        "tests/predictor/test_predictor_window_training.py::"
+        "test_serve_trains_window_models_from_prometheus"
+    ),
     # docs/bench.md
     "sloscaler bench": "make bench",
     "sloscaler bench --scenarios azure-conv-h100,wide-ep --policies hpa-kv,slo --seeds 1 "

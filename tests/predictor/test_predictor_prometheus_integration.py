@@ -13,7 +13,7 @@ every broken pod's rows are dropped with the right reason and counted; a window 
 real pods, and the one trained from PromQL has the held-out accuracy of the one trained from the
 in-memory windows (within 1e-3 relative); client errors map to temporary vs permanent; and
 ``sloscaler predictor train-windows`` publishes window models that ``serve`` answers
-``POST /capacity`` from.
+``POST /capacity`` from; and a service given the Prometheus URL trains them itself at start-up.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from predictor.cli import build_service, predictor_app
+from predictor.clock import FixedClock
 from predictor.outcomes import NotReady, NotReadyReason
 from predictor.prometheus_dataset import (
     DropReason,
@@ -55,6 +56,7 @@ from predictor.window_models import (
     fit_window_model,
 )
 from predictor.window_registry import WindowModelRegistry
+from predictor.window_training import WindowTrainingPolicy
 from simulator.cluster import Cluster
 from simulator.metrics import OpenMetricsWriter, VllmMetrics
 from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource
@@ -492,3 +494,32 @@ def test_train_windows_publishes_and_serve_answers_capacity(
         legacy = client.post("/capacity", json={**ask, "accelerator": "legacy"})
         assert legacy.status_code == 503  # not ready, and no profile to fall back on
         assert legacy.json()["detail"]["reason"] == "TooFewSamples"
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_serve_trains_window_models_from_prometheus_on_its_cadence(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    """A service given the Prometheus URL trains once at start-up (its clock inside the
+    recording), publishes a version and answers ``POST /capacity`` from it."""
+    out = tmp_path / "windows"
+    source = PrometheusWindowSource(connect(prometheus_url, retries=0), CONFIG)
+    service = build_service(
+        tmp_path / "requests",
+        windows=out,
+        window_source=source,
+        window_training=WindowTrainingPolicy(every_s=3600.0, lookback_s=LAST_END - FIRST_END),
+        window_fit=WindowModelConfig(min_rows=30),
+        clock=FixedClock(LAST_END),
+    )
+    with TestClient(create_app(service)) as client:
+        assert service.wait_for_window_trainings(1, timeout_s=30.0)
+        ask = {"isl": 1000, "osl": 200, "prefix_hit": 0.1, "slo_ttft_ms": 600, "slo_tpot_ms": 100}
+        h100 = client.post("/capacity", json={**ask, "accelerator": "h100"}).json()
+        training = client.get("/status").json()["window_models"]["training"]
+    assert h100["source"] == "learned"
+    assert h100["window_model_version"] == "v000001"
+    assert training["last"]["result"] == "published"
+    assert training["last"]["queries"] == 14
+    assert training["counts"]["published"] == 1
+    assert WindowModelRegistry(out).versions() == ["v000001"]
