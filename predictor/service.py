@@ -69,12 +69,13 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from predictor.buffer import TrainingBuffer
+from predictor.calibration import ADAPTIVE_STEP, AdaptiveOffset
 from predictor.capacity import AcceleratorProfile, Source, capacity_at_slo
 from predictor.clock import Clock, WallClock
 from predictor.drift import DriftMonitor, DriftPolicy
 from predictor.features import NUMERIC_FEATURES, FeatureColumns, FloatArray, PodType, Target
 from predictor.metrics import HeldOutMetrics
-from predictor.models import LatencyModel
+from predictor.models import LatencyModel, ServingBatch
 from predictor.outcomes import NotReady, NotReadyReason
 from predictor.registry import Artifact, ArtifactError, ModelRegistry
 from predictor.samples import RequestSamples
@@ -207,6 +208,13 @@ class ServiceConfig:
     window_fit: WindowModelConfig = field(default_factory=WindowModelConfig)
     #: longest wait of the background thread between two looks at the (injected) clock (s)
     window_poll_s: float = 60.0
+    #: adaptive conformal step γ (log units per posted actual) of the online offset per (target,
+    #: accelerator) on top of the split-conformal ones; 0 turns it off (``predictor.calibration``)
+    adaptive_step: float = ADAPTIVE_STEP
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.adaptive_step < 1.0:
+            raise ValueError(f"adaptive_step must be in [0, 1), got {self.adaptive_step}")
 
 
 def _columns(requests: Sequence[PredictionRequest], default_accelerator: str) -> FeatureColumns:
@@ -229,6 +237,41 @@ def _finite_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite_json(v) for v in value]
     return value
+
+
+def _adaptive_factors(
+    adaptive: Mapping[tuple[Target, str], AdaptiveOffset],
+    target: Target,
+    accelerators: Sequence[str],
+) -> FloatArray:
+    """``e^offset`` per row: the adaptive conformal factor of the row's accelerator (1 if none)."""
+    offsets = {
+        a: adaptive[(target, a)].offset for a in set(accelerators) if (target, a) in adaptive
+    }
+    return np.exp(np.fromiter((offsets.get(a, 0.0) for a in accelerators), np.float64))
+
+
+def _adapted(
+    adaptive: Mapping[tuple[Target, str], AdaptiveOffset],
+    served: ServingBatch,
+    samples: RequestSamples,
+    level: float,
+    step: float,
+) -> dict[tuple[Target, str], AdaptiveOffset]:
+    """The adaptive offsets after ``samples``: each known actual is scored against the
+    prediction served now (split-conformal and adaptive offset) and counts as one ACI step."""
+    out = dict(adaptive)
+    accs = np.asarray(samples.features.accelerator, dtype=object)
+    for target, predicted in ((Target.TTFT, served.ttft_ms), (Target.TPOT, served.tpot_ms)):
+        actual = samples.actual(target)
+        bound = predicted * _adaptive_factors(adaptive, target, samples.features.accelerator)
+        known = np.isfinite(actual) & np.isfinite(bound)
+        for name in sorted(set(accs[known].tolist())):
+            rows = known & (accs == name)
+            state = out.get((target, name), AdaptiveOffset(level=level, step=step))
+            misses = int(np.count_nonzero(actual[rows] > bound[rows]))
+            out[(target, name)] = state.update(misses, int(rows.sum()))
+    return out
 
 
 def _iso(t: float | None) -> str | None:
@@ -291,6 +334,22 @@ class _StateCollector(Collector):
         for finding in monitor.findings():
             drift.add_metric([finding.target.value, finding.accelerator], float(finding.drifted))
         yield drift
+        adaptive_offset = GaugeMetricFamily(
+            "sloscaler_predictor_adaptive_offset",
+            "Adaptive conformal log offset on top of the split-conformal ones",
+            labels=["target", "accelerator"],
+        )
+        adaptive_miss = GaugeMetricFamily(
+            "sloscaler_predictor_adaptive_miss_rate",
+            "Share of posted actuals above the served quantile since the model was installed",
+            labels=["target", "accelerator"],
+        )
+        for (target, acc), aci in s.adaptive.items():
+            adaptive_offset.add_metric([target.value, acc], aci.offset)
+            if aci.miss_rate is not None:
+                adaptive_miss.add_metric([target.value, acc], aci.miss_rate)
+        yield adaptive_offset
+        yield adaptive_miss
         window_ready = GaugeMetricFamily(
             "sloscaler_predictor_window_model_ready",
             "1 per (accelerator, role) whose window model answers capacity questions",
@@ -352,6 +411,8 @@ class PredictorService:
         self._window_stop = threading.Event()
         self._window_thread: threading.Thread | None = None
         self.samples_added = 0
+        #: adaptive conformal offsets by (target, accelerator) of the serving model
+        self.adaptive: dict[tuple[Target, str], AdaptiveOffset] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "sloscaler_predictor_http_requests",
@@ -424,6 +485,7 @@ class PredictorService:
             self.held_out = held_out
             self.loaded_at = self.clock.now()
             self.monitor = monitor
+            self.adaptive = {}  # new split-conformal offsets: the online one starts again
         log.info("model_installed", version=version, ready=model.is_ready)
 
     def _monitor_quantile(self, model: LatencyModel | None) -> float:
@@ -478,7 +540,11 @@ class PredictorService:
             missing = NotReady(NotReadyReason.NO_MODEL, "no model has been trained or loaded")
             self.predictions.labels(missing.reason.value).inc(len(requests))
             return [missing] * len(requests), default
-        batch = model.predict_serving(_columns(requests, default))
+        columns = _columns(requests, default)
+        batch = model.predict_serving(columns)
+        adaptive = self.adaptive
+        ttft = batch.ttft_ms * _adaptive_factors(adaptive, Target.TTFT, columns.accelerator)
+        tpot = batch.tpot_ms * _adaptive_factors(adaptive, Target.TPOT, columns.accelerator)
         out: list[tuple[float, float] | NotReady] = []
         for i in range(len(requests)):
             failure = batch.failures.get(i)
@@ -486,7 +552,7 @@ class PredictorService:
                 out.append(failure)
                 self.predictions.labels(failure.reason.value).inc()
             else:
-                out.append((float(batch.ttft_ms[i]), float(batch.tpot_ms[i])))
+                out.append((float(ttft[i]), float(tpot[i])))
         ok = len(requests) - len(batch.failures)
         if ok:
             self.predictions.labels("ok").inc(ok)
@@ -526,10 +592,15 @@ class PredictorService:
                 monitor = monitor.observe(
                     target, accs, samples.actual(target), np.exp(log_q[:, j]), now
                 )
+        step = self.config.adaptive_step
+        served = model.predict_serving(columns) if model is not None and step > 0 else None
         with self.lock:
             self.buffer.add(samples)
             if self.model is model:  # a model installed meanwhile starts a fresh monitor
                 self.monitor = monitor
+                if model is not None and served is not None:
+                    level = model.config.serving_quantile
+                    self.adaptive = _adapted(self.adaptive, served, samples, level, step)
             self.samples_added += len(samples)
         self.samples_counter.inc(len(samples))
         return len(samples)
@@ -817,7 +888,25 @@ class PredictorService:
                 "evicted": stats.evicted,
             },
             "retraining": self.retraining_status(),
+            "adaptive_conformal": self.adaptive_status(),
             "window_models": self.window_status(),
+        }
+
+    def adaptive_status(self) -> dict[str, Any]:
+        """The adaptive conformal offsets, for ``/status``."""
+        return {
+            "step": self.config.adaptive_step,
+            "offsets": [
+                {
+                    "target": target.value,
+                    "accelerator": acc,
+                    "level": aci.level,
+                    "offset": aci.offset,
+                    "observations": aci.observations,
+                    "miss_rate": aci.miss_rate,
+                }
+                for (target, acc), aci in sorted(self.adaptive.items())
+            ],
         }
 
     def retraining_status(self) -> dict[str, Any]:

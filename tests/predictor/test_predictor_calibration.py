@@ -102,8 +102,38 @@ def test_calibration_has_an_offset_per_accelerator(trained: TrainingResult) -> N
 
 
 def test_adaptive_offset_moves_toward_the_target_miss_rate() -> None:
-    state = AdaptiveOffset(level=0.9, offset=0.0, step=0.05)
-    assert state.update(misses=20, total=100).offset == pytest.approx(0.005)
+    state = AdaptiveOffset(level=0.9, step=0.0004)  # the module docstring's example
+    assert state.update(misses=20, total=100).offset == pytest.approx(0.004)
+    assert state.update(misses=5, total=100).offset == pytest.approx(-0.002)
     assert state.update(misses=10, total=100).offset == pytest.approx(0.0)
-    assert state.update(misses=0, total=100).offset < 0
+    assert state.update(misses=20, total=100).miss_rate == pytest.approx(0.2)
     assert state.update(misses=0, total=0) == state
+    assert state.miss_rate is None
+
+
+def _replay(scores: np.ndarray, step: float) -> tuple[AdaptiveOffset, np.ndarray]:
+    """ACI one observation at a time against a fixed p90 (log 1.2816, the standard normal's):
+    the final state and whether each observation was missed."""
+    state = AdaptiveOffset(level=0.9, step=step)
+    missed = np.zeros(scores.size, dtype=bool)
+    for i, s in enumerate(scores):
+        missed[i] = s > 1.2816 + state.offset
+        state = state.update(int(missed[i]), 1)
+    return state, missed
+
+
+def test_adaptive_offset_follows_a_shifted_stream() -> None:
+    # The calibration saw N(0, 1) scores; the stream is N(0.5, 1): the p90 misses 22 %.
+    scores = np.random.default_rng(3).normal(0.5, 1.0, 6_000)
+    assert np.mean(scores > 1.2816) == pytest.approx(0.22, abs=0.02)
+    state, missed = _replay(scores, step=0.01)
+    assert 0.3 < state.offset < 0.8
+    assert 0.08 <= missed[3_000:].mean() <= 0.12
+    assert 0.08 <= state.miss_rate <= 0.12  # type: ignore[operator]
+
+
+def test_adaptive_offset_keeps_a_calibrated_stream_covered() -> None:
+    scores = np.random.default_rng(4).normal(0.0, 1.0, 6_000)
+    state, missed = _replay(scores, step=0.01)
+    assert abs(state.offset) < 0.3
+    assert 0.88 <= 1.0 - missed.mean() <= 0.92

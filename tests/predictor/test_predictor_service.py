@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,38 @@ def test_metrics_use_the_service_registry(client: TestClient, service: Predictor
     )
     assert 'sloscaler_predictor_http_requests_total{code="200",endpoint="/predict"}' in text
     assert "sloscaler_predictor_heldout{" in text
+
+
+def test_adaptive_conformal_offset_follows_posted_actuals(trained: TrainingResult) -> None:
+    svc = PredictorService(
+        ServiceConfig(train_in_process=False, adaptive_step=0.01), clock=FixedClock(1_000.0)
+    )
+    svc.install(trained.model, "v000001", trained.metrics)
+    loads = [{**REQUEST, "accelerator": "H100", "num_request_waiting": w} for w in range(0, 40, 3)]
+    with TestClient(create_app(svc)) as c:
+        before = c.post("/predict/bulk", json={"requests": loads}).json()["predictions"]
+        # 100 actuals far above every prediction: 100 misses, 10 expected at p90.
+        entries = [{**REQUEST, "accelerator": "H100", "actual_ttft_ms": 1e7}] * 100
+        assert c.post("/add_training_data_bulk", json={"entries": entries}).status_code == 202
+        after = c.post("/predict/bulk", json={"requests": loads}).json()["predictions"]
+        status = c.get("/status").json()["adaptive_conformal"]
+        text = c.get("/metrics").text
+    assert status["step"] == 0.01
+    [state] = status["offsets"]  # TPOT was not posted: no TPOT state
+    assert (state["target"], state["accelerator"]) == ("ttft", "H100")
+    assert state["offset"] == pytest.approx(0.01 * (100 - 10))
+    assert (state["observations"], state["miss_rate"]) == (100, 1.0)
+    for b, a in zip(before, after, strict=True):
+        assert a["ttft_ms"] == pytest.approx(b["ttft_ms"] * math.exp(0.9))
+        assert a["tpot_ms"] == pytest.approx(b["tpot_ms"])
+    ttft = [a["ttft_ms"] for a in after]
+    assert ttft == sorted(ttft)  # one offset for every load: still monotone
+    assert 'sloscaler_predictor_adaptive_offset{accelerator="H100",target="ttft"} 0.9' in text
+    assert 'sloscaler_predictor_adaptive_miss_rate{accelerator="H100",target="ttft"} 1.0' in text
+    svc.install(trained.model, "v000002", trained.metrics)
+    assert svc.adaptive == {}  # new split-conformal offsets: the online one starts again
+
+
+def test_adaptive_step_must_be_a_fraction() -> None:
+    with pytest.raises(ValueError, match="adaptive_step"):
+        ServiceConfig(adaptive_step=-0.1)
