@@ -4,7 +4,9 @@ Why it exists: every size the controller picks rests on predicted p90 TTFT and T
 accelerator. This dashboard puts the prediction next to what the pods then measured, shows the
 model's p90 coverage (the share of requests under the predicted p90: 0.9 when calibrated, well
 below when optimistic), how old the serving model is, and which pools run on a learned model
-versus the analytic fallback.
+versus the analytic fallback. The last row shows the predictor service itself: whether its
+window models are ready, how its trainings end, why it retrains, and how well its request-level
+model covers what it is told afterwards.
 
 Predicted and observed do not describe exactly the same moment: the prediction is for the
 desired size and the forecast demand, the observation is what the current pods served. A
@@ -38,8 +40,9 @@ def build() -> builder.Dashboard:
         UID,
         "sloscaler / Predictor",
         "Predicted against observed p90 latency per accelerator, p90 coverage, model age and "
-        "whether a learned model or the analytic fallback serves each pool.",
-        [v.datasource(), v.namespace(), v.policy(), v.accelerator(), v.model()],
+        "whether a learned model or the analytic fallback serves each pool; the predictor "
+        "service's window models, trainings, retrains and online calibration.",
+        [v.datasource(), v.namespace(), v.policy(), v.accelerator(), v.model(), v.predictor()],
     )
     board = board.with_row(row("Predicted against observed"))
     for title, (histogram, gauge), objective in (
@@ -82,7 +85,7 @@ def build() -> builder.Dashboard:
         )
     )
     board = board.with_row(row("Calibration and freshness"))
-    return (
+    board = (
         board.with_panel(
             time_series(
                 "p90 coverage",
@@ -145,6 +148,118 @@ def build() -> builder.Dashboard:
                 ],
                 height=6,
                 thresholds=(Step(None, "orange"), Step(1, "green")),
+            )
+        )
+    )
+    return _predictor_service(board)
+
+
+def _increase(counter: str, by: str) -> str:
+    return f"sum by ({by}) (increase({counter}{{{v.PREDICTOR}}}[$__rate_interval]))"
+
+
+def _predictor_service(board: builder.Dashboard) -> builder.Dashboard:
+    """The row of the predictor service's own series (``sloscaler_predictor_*``)."""
+    per_target = "{{accelerator}} {{target}}"
+    return (
+        board.with_row(row("Predictor service"))
+        .with_panel(
+            state_timeline(
+                "Window models ready",
+                "Per (accelerator, role): whether the service's window model answers capacity "
+                "questions; not ready, the service answers from its fallback.",
+                [
+                    Query(
+                        "max by (accelerator, role) (sloscaler_predictor_window_model_ready"
+                        f"{{{v.PREDICTOR_ACCELERATOR}}})",
+                        "{{accelerator}} / {{role}}",
+                    )
+                ],
+                mappings={"0": ("not ready", "orange"), "1": ("ready", "green")},
+                width=12,
+            )
+        )
+        .with_panel(
+            state_timeline(
+                "Drift",
+                "Per accelerator and target: whether new samples score the serving model worse "
+                "than its held-out rows did (a drift retrain follows).",
+                [
+                    Query(
+                        f"max by (accelerator, target) (sloscaler_predictor_drift"
+                        f"{{{v.PREDICTOR_ACCELERATOR}}})",
+                        per_target,
+                    )
+                ],
+                mappings={"0": ("ok", "green"), "1": ("drifted", "red")},
+                width=12,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Window trainings by result",
+                "Window-model trainings from Prometheus, by how they ended: published, or why "
+                "not (Prometheus unavailable or rejecting, no windows, not ready).",
+                "short",
+                [
+                    Query(
+                        _increase("sloscaler_predictor_window_trainings_total", "result"),
+                        "{{result}}",
+                    )
+                ],
+                min_value=0,
+                stack=True,
+                bars=True,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Retrains by trigger",
+                "Request-level model retrainings by trigger (first, cadence, drift, manual) and "
+                "result (installed, or not ready and the old model kept).",
+                "short",
+                [
+                    Query(
+                        _increase("sloscaler_predictor_retrains_total", "trigger, result"),
+                        "{{trigger}} ({{result}})",
+                    )
+                ],
+                min_value=0,
+                stack=True,
+                bars=True,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Online p90 coverage",
+                "Recency-weighted share of newly posted actuals at or under the request-level "
+                "model's predicted p90: 0.9 when calibrated (dashed line).",
+                "percentunit",
+                [
+                    Query(
+                        f"sloscaler_predictor_online_coverage{{{v.PREDICTOR_ACCELERATOR}, "
+                        'quantile="0.9"}',
+                        per_target,
+                    )
+                ],
+                min_value=0,
+                max_value=1,
+                lines=(Step(0.9, "orange"),),
+            )
+        )
+        .with_panel(
+            time_series(
+                "Adaptive conformal offset",
+                "The online log offset added to the served quantile per accelerator and target: "
+                "0 when the split-conformal calibration holds, above 0 the service raises its "
+                "predictions (too many misses), below 0 it lowers them.",
+                "none",
+                [
+                    Query(
+                        f"sloscaler_predictor_adaptive_offset{{{v.PREDICTOR_ACCELERATOR}}}",
+                        per_target,
+                    )
+                ],
             )
         )
     )

@@ -13,7 +13,10 @@ Variables resolve in the order they are listed, each from the ones before it:
 * ``policy`` — the SLOPolicies of that namespace (multi, All by default);
 * ``pool`` and ``accelerator`` — their pools and the pools' accelerators (multi, All);
 * ``model`` — hidden: the models those policies serve, from ``sloscaler_policy_info``. It joins a
-  policy to its gateway and vLLM series, which carry ``model_name``, not ``policy``.
+  policy to its gateway and vLLM series, which carry ``model_name``, not ``policy``;
+* ``predictor`` (Predictor only) — the scrape job of the predictor service,
+  ``label_values(sloscaler_predictor_model_ready, job)``. The service runs in its own namespace,
+  not the SLOPolicies', so its series are selected by job and accelerator, not by namespace.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ POOL = POLICY + ', pool=~"$pool"'
 ACCELERATOR = POLICY + ', accelerator=~"$accelerator"'
 #: vLLM and gateway series of the selected policies' models.
 MODEL = 'namespace="$namespace", model_name=~"$model"'
+#: The predictor service's series.
+PREDICTOR = 'job="$predictor"'
+#: … per accelerator, of the selected accelerators.
+PREDICTOR_ACCELERATOR = PREDICTOR + ', accelerator=~"$accelerator"'
 
 
 def with_pool_labels(vllm: str, selector: str = ACCELERATOR, labels: str = "accelerator") -> str:
@@ -119,3 +126,13 @@ def model() -> builder.QueryVariable:
         multi=True,
         description="Models the selected SLOPolicies serve (joins them to vLLM's model_name)",
     ).hide(models.VariableHide.HIDE_VARIABLE)
+
+
+def predictor() -> builder.QueryVariable:
+    return _label_values(
+        "predictor",
+        "job",
+        "sloscaler_predictor_model_ready",
+        multi=False,
+        description="Scrape job of the predictor service",
+    )

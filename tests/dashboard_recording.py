@@ -20,16 +20,26 @@ which keeps the run to a few seconds; every decision still goes through the real
 pipeline. The latency model's status is scripted: the fallback serves until
 :data:`MODEL_TRAINED_S`, then a model "trained" then serves, whose coverage is measured against
 the pods' TTFT histograms.
+
+The predictor service's series come from a real :class:`~predictor.service.PredictorService` on
+the run's clock, scraped as ``job`` :data:`PREDICTOR_JOB` in its own namespace: every 15 s it
+predicts and is posted a batch of synthetic requests of the two accelerators (so it trains its
+request-level model first, then on a cadence, and keeps its online coverage and adaptive offsets),
+and it trains window models from a stand-in for Prometheus that has no windows for the first
+5 minutes (a ``no_windows`` run), then publishes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from autoscaler.capacity import ProfileCapacityModel
@@ -40,6 +50,18 @@ from autoscaler.loop import ControlLoop
 from autoscaler.sim_adapter import SimulatedController, policy_config, slo_params
 from autoscaler.sources import SimulatorMetricsSource
 from policies.types import Capacity, DemandMix, PoolSnapshot, SLOTarget
+from predictor.boosting import BoostingParams
+from predictor.clock import FixedClock
+from predictor.features import NUMERIC_FEATURES
+from predictor.models import ModelConfig
+from predictor.prometheus_dataset import WindowDataset
+from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
+from predictor.service import PredictorService, ServiceConfig, TrainingEntry
+from predictor.synthetic import SYNTHETIC_ACCELERATORS, synthetic_samples
+from predictor.training import RetrainPolicy, TrainingConfig
+from predictor.window_models import WindowModelConfig
+from predictor.window_registry import WindowModelRegistry
+from predictor.window_training import WindowTrainingPolicy
 from simulator.cluster import Cluster
 from simulator.metrics import OpenMetricsWriter
 from simulator.metrics.histogram import HistogramSnapshot
@@ -64,6 +86,10 @@ SIM_MODEL = "llama-3-8b"  # the simulator's catalog name for the same model
 MODEL_TRAINED_S = 600.0
 CAPACITY_RPS = {"h100": 6.0, "l40s": 2.0}  # per replica, within the SLO
 COST_PER_GPU_HOUR = {"h100": 4.18, "l40s": 1.91}  # the simulator catalog's prices
+PREDICTOR_JOB = "sloscaler-predictor"  # the ServiceMonitor's job: the Service's name
+PREDICTOR_NAMESPACE = "sloscaler-system"
+POSTED_PER_SCRAPE = 40  # requests the gateway posts to the predictor service per 15 s
+WINDOWS_FROM_S = 300.0  # the stand-in Prometheus has no windows before this
 
 SCENARIO: dict[str, Any] = {
     "name": "dashboards",
@@ -230,6 +256,130 @@ class RegistrySource:
         return _RegistrySnapshot(families)
 
 
+# --- the predictor service -------------------------------------------------------------------
+
+
+def _posted_requests(n: int) -> list[TrainingEntry]:
+    """``n`` synthetic requests with their latencies, as the gateway posts them, half on each
+    of the run's accelerators (the generator's H100 and L40S profiles)."""
+    profiles = (SYNTHETIC_ACCELERATORS[0], SYNTHETIC_ACCELERATORS[2])
+    accelerators = tuple(
+        dataclasses.replace(a, name=name) for a, name in zip(profiles, CAPACITY_RPS, strict=True)
+    )
+    s = synthetic_samples(n, seed=3, accelerators=accelerators)
+    values = {name: s.features.values[name].tolist() for name in NUMERIC_FEATURES}
+    fractions = {"kv_cache_percentage", "prefix_cache_score"}
+    return [
+        TrainingEntry(
+            **{k: v[i] if k in fractions else round(v[i]) for k, v in values.items()},
+            accelerator=s.features.accelerator[i],
+            actual_ttft_ms=float(s.actual_ttft_ms[i]),
+            actual_tpot_ms=float(s.actual_tpot_ms[i]),
+        )
+        for i in range(n)
+    ]
+
+
+def _windows(per_accelerator: int) -> WindowDataset:
+    """Toy windows of both accelerators' pods: an M/M/1 prefill queue saturating at the
+    accelerator's rate (H100 30 req/s, L40S 10 req/s)."""
+    rng = np.random.default_rng(4)
+    n = per_accelerator
+    pods: list[str] = []
+    accelerators: list[str] = []
+    ends, ttfts, itls = [], [], []
+    features: dict[str, list[np.ndarray]] = {f.value: [] for f in WINDOW_FEATURES}
+    for name, saturation in (("h100", 30.0), ("l40s", 10.0)):
+        rate = rng.uniform(0.05, 0.95, n) * saturation
+        isl, osl = rng.uniform(800, 1200, n), rng.uniform(150, 250, n)
+        rho = np.minimum(rate / (saturation * 1000.0 / isl), 0.98)
+        ttft = 0.03 + np.log(10.0) * isl / (saturation * 1000.0) / (1 - rho)
+        itl = 0.008 * (1 + 1.5 * rho)
+        running = rate * (ttft + osl * itl)
+        columns = {
+            WindowField.REQUEST_RATE: rate,
+            WindowField.PROMPT_TOKENS_RATE: rate * isl,
+            WindowField.GENERATION_TOKENS_RATE: rate * osl,
+            WindowField.MEAN_INPUT_TOKENS: isl,
+            WindowField.MEAN_OUTPUT_TOKENS: osl,
+            WindowField.KV_CACHE_USAGE: np.minimum(running * isl / 400_000, 1.0),
+            WindowField.NUM_REQUESTS_RUNNING: running,
+            WindowField.NUM_REQUESTS_WAITING: rho**2 / (1 - rho),
+            WindowField.PREFIX_CACHE_HIT_RATIO: np.zeros(n),
+        }
+        pods += [f"{name}-{i % 2}" for i in range(n)]
+        accelerators += [name] * n
+        ends.append(np.arange(n, dtype=np.float64) * SCRAPE_S)
+        for f in WINDOW_FEATURES:
+            features[f.value].append(columns[f])
+        ttfts.append(ttft * rng.lognormal(0, 0.05, n))
+        itls.append(itl * rng.lognormal(0, 0.03, n))
+    return WindowDataset(
+        pod=tuple(pods),
+        accelerator=tuple(accelerators),
+        role=("aggregated",) * len(pods),
+        window_end_s=np.concatenate(ends),
+        features={k: np.concatenate(v) for k, v in features.items()},
+        ttft_s=np.concatenate(ttfts),
+        itl_s=np.concatenate(itls),
+        window_s=60.0,
+    )
+
+
+@dataclass
+class _WindowSource:
+    """The predictor service's window source: no windows before :data:`WINDOWS_FROM_S`."""
+
+    clock: FixedClock
+    data: WindowDataset
+    queries_sent: int = 0
+
+    def fetch(self, start_s: float, end_s: float) -> WindowDataset:
+        self.queries_sent += 14
+        if self.clock.now() < T0 + WINDOWS_FROM_S:
+            return self.data.take(self.data.ttft_s < 0)
+        return self.data
+
+
+@dataclass
+class PredictorFeed:
+    """A predictor service fed as the gateway and its own cadences feed it, on the run's clock."""
+
+    service: PredictorService
+    clock: FixedClock
+    requests: list[TrainingEntry]
+    posted: int = 0
+
+    @classmethod
+    def start(cls, windows_dir: Path) -> PredictorFeed:
+        clock = FixedClock(T0)
+        config = ServiceConfig(
+            retrain=RetrainPolicy(interval_s=600.0, min_interval_s=60.0, min_new_samples=400),
+            training=TrainingConfig(
+                model=ModelConfig(boosting=BoostingParams(location_trees=20, mean_trees=20))
+            ),
+            window_training=WindowTrainingPolicy(every_s=900.0, lookback_s=1800.0),
+            window_fit=WindowModelConfig(min_rows=50, min_load_levels=5, state_trees=20),
+        )
+        service = PredictorService(
+            config,
+            window_registry=WindowModelRegistry(windows_dir),
+            window_source=_WindowSource(clock, _windows(80)),
+            clock=clock,
+        )
+        n = POSTED_PER_SCRAPE * (int(DURATION_S / SCRAPE_S) + 2)
+        return cls(service, clock, _posted_requests(n))
+
+    def __call__(self, t: float) -> None:
+        self.clock.t = T0 + t
+        batch = self.requests[self.posted : self.posted + POSTED_PER_SCRAPE]
+        self.posted += len(batch)
+        self.service.predict(batch)
+        self.service.add_training(batch)
+        self.service.maybe_retrain()
+        self.service.maybe_train_windows()
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -289,6 +439,7 @@ class _Recorder:
     ref: PolicyRef
     metrics: ControllerMetrics
     registry: CollectorRegistry
+    predictor: PredictorFeed
     relabelled: dict[int, Relabelled] = field(default_factory=dict)
     previous_ttft: dict[str, HistogramSnapshot] = field(default_factory=dict)
     fed: int = 0  # decisions of loop.history already fed to the metrics
@@ -340,6 +491,9 @@ class _Recorder:
         gateway = {"namespace": NAMESPACE, "model_name": MODEL, "target_model_name": MODEL}
         sources.extend(self.source(g, gateway) for g in cluster.gateway_metrics.values())
         sources.append(RegistrySource(self.registry))
+        self.predictor(t)
+        scrape = {"job": PREDICTOR_JOB, "namespace": PREDICTOR_NAMESPACE}
+        sources.append(Relabelled(RegistrySource(self.predictor.service.metrics_registry), scrape))
         self.writer.write(sources, T0 + t)
 
 
@@ -389,8 +543,12 @@ def record_closed_loop(path: Path) -> Recording:
     metrics = ControllerMetrics(registry)
     metrics.set_leader(True)
     last = 0.0
-    with OpenMetricsWriter(path) as writer:
-        recorder = _Recorder(writer, loop, spec, ref, metrics, registry)
+    with (
+        tempfile.TemporaryDirectory() as windows_dir,
+        OpenMetricsWriter(path) as writer,
+    ):
+        feed = PredictorFeed.start(Path(windows_dir))
+        recorder = _Recorder(writer, loop, spec, ref, metrics, registry, feed)
 
         def hook(t: float, cluster: Cluster) -> None:
             nonlocal last

@@ -3,7 +3,8 @@
 ``dashboards/json/`` must be exactly what the code renders (``sloscaler dashboards render``),
 rendering must be deterministic, ``--check`` must name every file that drifted, the commands
 docs/dashboards.md shows must run, and every series a panel reads must be one the project
-documents: the controller's (docs/metrics.md), vLLM's and the gateway's
+documents: the controller's (docs/metrics.md), the predictor service's (docs/predictor.md),
+vLLM's and the gateway's
 (docs/metrics-simulator.md) or a recording rule of a PrometheusRule under deploy/. Running the
 queries against a real Prometheus is tests/test_dashboards.py.
 """
@@ -153,6 +154,9 @@ def test_every_panel_reads_documented_series_only() -> None:
     controller = set(
         re.findall(r"`(sloscaler_[a-z0-9_]+)`", (ROOT / "docs/metrics.md").read_text())
     )
+    predictor = set(
+        re.findall(r"`(sloscaler_predictor_[a-z0-9_]+)", (ROOT / "docs/predictor.md").read_text())
+    )
     simulator = (ROOT / "docs/metrics-simulator.md").read_text()
     recorded = _recorded_names()
     read: set[str] = set()
@@ -160,7 +164,7 @@ def test_every_panel_reads_documented_series_only() -> None:
         for target in _targets(json.loads(text)):
             for metric in metric_names(target["expr"]):
                 read.add(metric)
-                if metric in controller or metric in recorded:
+                if metric in controller or metric in predictor or metric in recorded:
                     continue
                 base = re.sub(r"_(bucket|count|sum)$", "", metric)
                 assert metric.startswith(("vllm:", "inference_")), (name, metric)
@@ -168,4 +172,5 @@ def test_every_panel_reads_documented_series_only() -> None:
     assert {
         "sloscaler:slo_attainment:ratio_rate1h",
         "vllm:time_to_first_token_seconds_bucket",
+        "sloscaler_predictor_window_model_ready",
     } <= read
