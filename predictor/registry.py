@@ -113,6 +113,34 @@ def list_versions(root: Path) -> list[str]:
     return sorted(found, key=lambda v: int(v[1:]))
 
 
+def load_boosters(
+    path: Path,
+    version: str,
+    entry: Mapping[str, Any],
+    layout: FeatureLayout,
+    quantiles: tuple[float, ...],
+    label: str,
+) -> TargetBoosters:
+    """One target's boosters from a version's files (checksums verified), rejected with
+    :class:`ArtifactError` naming ``label`` when they do not load or are not monotone."""
+    texts = {name: read_checked(path, version, ref) for name, ref in entry["files"].items()}
+    try:
+        boosters = TargetBoosters.from_model_strings(
+            layout,
+            quantiles,
+            texts,
+            int(entry["n_train"]),
+            ProbeGrid.from_json(entry["probe"]),
+            entry["parameters"],
+        )
+    except ValueError as exc:
+        raise ArtifactError(version, f"{label}: {exc}") from exc
+    objective, report = boosters.check_monotone()
+    if not report.ok:
+        raise ArtifactError(version, f"{label} {objective}: {report.describe()}")
+    return boosters
+
+
 def load_newest(
     versions: Sequence[str], load: Callable[[str], T], event: str
 ) -> tuple[T | None, list[ArtifactError]]:
@@ -347,26 +375,9 @@ class ModelRegistry:
             categorical=tuple(lay["categorical"]),
             accelerators=tuple(lay["accelerators"]),
         )
-        texts: dict[str, str] = {}
-        for objective, ref in entry["files"].items():
-            texts[objective] = read_checked(path, version, ref)
-        try:
-            boosters = TargetBoosters.from_model_strings(
-                layout,
-                config.quantiles,
-                texts,
-                int(entry["n_train"]),
-                ProbeGrid.from_json(entry["probe"]),
-                entry["parameters"],
-            )
-        except ValueError as exc:
-            raise ArtifactError(version, f"{key.label} {target.value}: {exc}") from exc
-        objective, report = boosters.check_monotone()
-        if not report.ok:
-            raise ArtifactError(
-                version, f"{key.label} {target.value} {objective}: {report.describe()}"
-            )
-        return boosters
+        return load_boosters(
+            path, version, entry, layout, config.quantiles, f"{key.label} {target.value}"
+        )
 
     def load_latest(self) -> tuple[Artifact | None, list[ArtifactError]]:
         """The newest version that verifies, and every newer one that did not (newest first)."""

@@ -46,6 +46,7 @@ from predictor.registry import (
     file_entry,
     library_versions,
     list_versions,
+    load_boosters,
     load_newest,
     prune_versions,
     read_checked,
@@ -276,23 +277,14 @@ class WindowModelRegistry:
         latency: dict[WindowField, TargetBoosters] = {}
         for item in entry["latency"]:
             target = WindowField(item["target"])
-            texts = {name: read_checked(path, version, ref) for name, ref in item["files"].items()}
-            try:
-                boosters = TargetBoosters.from_model_strings(
-                    _layout(item["layout"]),
-                    config.quantiles,
-                    texts,
-                    int(item["n_train"]),
-                    ProbeGrid.from_json(item["probe"]),
-                    item["parameters"],
-                )
-            except ValueError as exc:
-                raise ArtifactError(version, f"{label} {target.value}: {exc}") from exc
-            objective, report = boosters.check_monotone()
-            if not report.ok:
-                raise ArtifactError(
-                    version, f"{label} {target.value} {objective}: {report.describe()}"
-                )
+            boosters = load_boosters(
+                path,
+                version,
+                item,
+                _layout(item["layout"]),
+                config.quantiles,
+                f"{label} {target.value}",
+            )
             latency[target] = boosters
         low, high = (float(v) for v in entry["rate_range"])
         offsets = {

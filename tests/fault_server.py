@@ -4,9 +4,11 @@ until released (a timeout). Used to inject client faults into the HTTP adapters.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.prometheus_harness import free_port
 
 Answer = Callable[[bytes], tuple[int, bytes]]  # request body → (status, body)
 
@@ -68,3 +70,24 @@ def fault_servers() -> Iterator[Callable[[Answer], FaultServer]]:
         server.release.set()
         server.shutdown()
         server.server_close()
+
+
+def serve_fault(
+    fault: str, answers: Mapping[str, Answer], start: Callable[[Answer], FaultServer]
+) -> tuple[str, FaultServer | None]:
+    """A URL showing ``fault``: ``unreachable`` (a port nobody listens on), ``timeout`` (a
+    server that answers only once the test is over) or the server answering ``answers[fault]``;
+    and that server, if any."""
+    if fault == "unreachable":
+        return f"http://127.0.0.1:{free_port()}", None
+    if fault == "timeout":
+        holder: list[FaultServer] = []
+
+        def hang(_body: bytes) -> tuple[int, bytes]:
+            holder[0].release.wait(10)
+            return 200, b"{}"
+
+        holder.append(start(hang))
+        return holder[0].url, holder[0]
+    server = start(answers[fault])
+    return server.url, server

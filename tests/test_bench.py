@@ -27,36 +27,13 @@ from autoscaler.bench import (
 )
 from autoscaler.cli import app
 from simulator.scenario import load_scenario
+from tests.tiny_scenario import tiny_scenario
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
 
-TINY = """
-name: tiny
-description: two minutes of a load step on one Llama-3-8B H100 pool
-seed: 0
-trace:
-  generate:
-    kind: step
-    stages: [[60, 4.0], [60, 20.0]]
-    lengths: {mean_input_tokens: 512, mean_output_tokens: 64}
-slo: {ttft_ms: 1000, tpot_ms: 50, attainment: 0.99}
-pools:
-  - name: llama8b-h100
-    model: llama-3-8b
-    accelerator: h100
-    gpus: 1
-    replicas: 1
-    min_replicas: 1
-    max_replicas: 4
-    engine: {max_model_len: 4096}
-    startup: {container_start_s: 5, load_gbps: 8.0}
-gateway: {scorer: least-load}
-policy: {name: slo}
-inventory: {h100: 8}
-sample_interval_s: 5
-"""
+TINY = tiny_scenario(20.0)
 
 
 @pytest.fixture(scope="module")

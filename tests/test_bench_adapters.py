@@ -17,31 +17,9 @@ from autoscaler.baseline_adapters import (
 from autoscaler.policies import POLICIES, build_scorer, prepare_policy
 from simulator.runner import build_trace, run_scenario
 from simulator.scenario import load_scenario
+from tests.tiny_scenario import tiny_scenario
 
-TINY = """
-name: tiny
-seed: 0
-trace:
-  generate:
-    kind: step
-    stages: [[60, 4.0], [60, 30.0]]
-    lengths: {mean_input_tokens: 512, mean_output_tokens: 64}
-slo: {ttft_ms: 1000, tpot_ms: 50, attainment: 0.99}
-pools:
-  - name: llama8b-h100
-    model: llama-3-8b
-    accelerator: h100
-    gpus: 1
-    replicas: 1
-    min_replicas: 1
-    max_replicas: 4
-    engine: {max_model_len: 4096}
-    startup: {container_start_s: 5, load_gbps: 8.0}
-gateway: {scorer: least-load}
-policy: {name: slo}
-inventory: {h100: 8}
-sample_interval_s: 5
-"""
+TINY = tiny_scenario(30.0)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +86,7 @@ def test_each_baseline_drives_a_run(tiny: Path, policy: str) -> None:
 
 def test_static_peak_stays_within_the_gpu_inventory(tmp_path: Path) -> None:
     path = tmp_path / "busy.yaml"
-    path.write_text(TINY.replace("[60, 30.0]", "[60, 120.0]"))
+    path.write_text(tiny_scenario(120.0))
     sc = load_scenario(str(path))
     trace = build_trace(sc, None, None)
     sized, _ = prepare_policy("static-peak", sc, trace)

@@ -230,6 +230,16 @@ class _Hook:
     times: int
 
 
+def invalid_error(title: str, details: dict[str, Any], errors: list[FieldError]) -> ApiError:
+    """The API server's 422 ``Invalid`` Status: ``<title> is invalid: field: message, …`` with
+    one ``FieldValueInvalid`` cause per error."""
+    causes = [
+        {"reason": "FieldValueInvalid", "message": e.message, "field": e.field} for e in errors
+    ]
+    summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
+    return ApiError(422, "Invalid", f"{title} is invalid: {summary}", {**details, "causes": causes})
+
+
 class FakeStore:
     """The object store and API semantics; thread-safe. The HTTP layer only routes to it."""
 
@@ -299,15 +309,8 @@ class FakeStore:
         )
 
     def _invalid(self, rt: ResourceType, name: str, errors: list[FieldError]) -> ApiError:
-        causes = [
-            {"reason": "FieldValueInvalid", "message": e.message, "field": e.field} for e in errors
-        ]
-        summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
-        return ApiError(
-            422,
-            "Invalid",
-            f'{rt.kind} "{name}" is invalid: {summary}',
-            {"name": name, "group": rt.group, "kind": rt.kind, "causes": causes},
+        return invalid_error(
+            f'{rt.kind} "{name}"', {"name": name, "group": rt.group, "kind": rt.kind}, errors
         )
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None = None) -> Obj:
@@ -911,16 +914,8 @@ def answer_review(rt: ResourceType, body: Any, auth: FakeAuthorities) -> bytes:
         )
     errors = validate_builtin(obj, named=False) or _review_errors(rt, obj)
     if errors:
-        causes = [
-            {"reason": "FieldValueInvalid", "message": e.message, "field": e.field} for e in errors
-        ]
-        summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
-        raise ApiError(
-            422,
-            "Invalid",
-            f'{rt.kind}.{rt.group} "" is invalid: {summary}',
-            {"group": rt.group, "kind": rt.kind, "causes": causes},
-        )
+        details = {"group": rt.group, "kind": rt.kind}
+        raise invalid_error(f'{rt.kind}.{rt.group} ""', details, errors)
     spec = obj["spec"]
     if rt.kind == "TokenReview":
         token = spec.get("token") or ""

@@ -162,14 +162,19 @@ def _change_in_period(events: tuple[tuple[float, int], ...], period_s: float, no
     return sum(n for t, n in events if t > now - period_s)
 
 
+def _period_start(current: int, period_s: float, state: HPAState, now: float) -> int:
+    """Replicas at the start of a policy's period: current minus the scale events within it."""
+    added = _change_in_period(state.scale_up_events, period_s, now)
+    removed = _change_in_period(state.scale_down_events, period_s, now)
+    return current - added + removed
+
+
 def _scale_up_limit(current: int, rules: ScalingRules, state: HPAState, now: float) -> int:
     if rules.select == "Disabled":
         return current
     proposals = []
     for pol in rules.policies:
-        added = _change_in_period(state.scale_up_events, pol.period_s, now)
-        removed = _change_in_period(state.scale_down_events, pol.period_s, now)
-        start = current - added + removed
+        start = _period_start(current, pol.period_s, state, now)
         if pol.kind == "Pods":
             proposals.append(start + pol.value)
         else:
@@ -184,9 +189,7 @@ def _scale_down_limit(current: int, rules: ScalingRules, state: HPAState, now: f
         return current
     proposals = []
     for pol in rules.policies:
-        added = _change_in_period(state.scale_up_events, pol.period_s, now)
-        removed = _change_in_period(state.scale_down_events, pol.period_s, now)
-        start = current - added + removed
+        start = _period_start(current, pol.period_s, state, now)
         if pol.kind == "Pods":
             proposals.append(start - pol.value)
         else:

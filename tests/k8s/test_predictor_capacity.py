@@ -50,7 +50,7 @@ from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
 from predictor.service import PredictorService, ProfilePayload, ServiceConfig, create_app
 from predictor.window_models import fit_window_model
 from predictor.window_registry import WindowModelRegistry
-from tests.fault_server import Answer, FaultServer
+from tests.fault_server import Answer, FaultServer, serve_fault
 from tests.k8s.conftest import START
 from tests.k8s.world import CAPACITY, NS, World, policy, pool
 
@@ -342,12 +342,6 @@ def test_the_cache_bounds_requests_per_tick(
 # --- faults -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 _WRONG = json.dumps({"rate_rps": -1, "source": "learned", "limited_by": "ttft"}).encode()
 
 
@@ -376,22 +370,7 @@ def test_every_fault_falls_back_to_the_table_counted(
         "not-json": lambda _b: (200, b"<html>a proxy's login page</html>"),
         "wrong-schema": lambda _b: (200, _WRONG),
     }
-    server: FaultServer | None = None
-    if fault == "unreachable":
-        url = f"http://127.0.0.1:{_free_port()}"
-    elif fault == "timeout":
-        holder: list[FaultServer] = []
-
-        def hang(_b: bytes) -> tuple[int, bytes]:
-            holder[0].release.wait(10)  # answers only once the test is over
-            return 200, b"{}"
-
-        server = fault_server(hang)
-        holder.append(server)
-        url = server.url
-    else:
-        server = fault_server(answers[fault])
-        url = server.url
+    url, server = serve_fault(fault, answers, fault_server)
     registry = CollectorRegistry()
     metrics = ControllerMetrics(registry)
     source = PredictorCapacitySource(

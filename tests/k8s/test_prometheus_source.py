@@ -87,12 +87,11 @@ from simulator.metrics.openmetrics import OpenMetricsWriter
 from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource, SeriesGroup
 from simulator.runner import run_scenario
 from simulator.scenario import Scenario
-from tests.fault_server import Answer, FaultServer
+from tests.fault_server import Answer, FaultServer, serve_fault
 from tests.k8s.world import NS, World, policy, pool
 from tests.prometheus_harness import (
     backfill,
     fake_traffic,
-    free_port,
     requires_prometheus,
     running_prometheus,
 )
@@ -639,22 +638,7 @@ def test_every_client_fault_is_counted_and_the_controller_holds(
         "empty": _proxy(prometheus_url, _drop),
         "nan": _proxy(prometheus_url, _nan),
     }
-    server: FaultServer | None = None
-    if fault == "unreachable":
-        url = f"http://127.0.0.1:{free_port()}"
-    elif fault == "timeout":
-        holder: list[FaultServer] = []
-
-        def hang(_b: bytes) -> tuple[int, bytes]:
-            holder[0].release.wait(10)  # answers only once the test is over
-            return 200, b"{}"
-
-        server = fault_server(hang)
-        holder.append(server)
-        url = server.url
-    else:
-        server = fault_server(answers[fault])
-        url = server.url
+    url, server = serve_fault(fault, answers, fault_server)
     registry = CollectorRegistry()
     timeout_s = 0.3 if fault == "timeout" else 10.0  # the proxies ask a real Prometheus
     source = PrometheusMetricsSource(HttpPrometheusClient(url, timeout_s=timeout_s))
