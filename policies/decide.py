@@ -38,6 +38,7 @@ from policies.types import (
     PoolSnapshot,
     PoolState,
     SLOTarget,
+    Stage,
 )
 
 
@@ -244,11 +245,12 @@ def _pool_decision(
         # a pool seen for the first time: its current size counts as a recommendation, so a
         # restarted controller does not scale down before a stabilization window has passed
         prev = PoolState(history=((now - config.tick_s, p.replicas),))
-    idle = (
+    idle = (  # positive evidence only: a pool without a window is not known to be idle
         model.arrival_rps is not None
         and model.arrival_rps <= 0
         and model.queued == 0
-        and (p.load is None or p.load.running == 0)
+        and p.load is not None
+        and p.load.running == 0
     )
     idle_since = (prev.idle_since if prev.idle_since is not None else now) if idle else None
     x = StageInput(
@@ -263,6 +265,15 @@ def _pool_decision(
         queued=model.queued,
     )
     replicas, stages = normalize(raw, x)
+    if p.load is None and replicas < p.replicas:
+        # no pool shrinks on missing data: the model's demand alone (say 0 rps) may not take a
+        # pool whose metrics vanished from 6 replicas to 0; it may still grow on that demand
+        message = (
+            f"no metrics window for the pool: holding {p.replicas} replicas "
+            f"(the demand alone asked for {replicas})"
+        )
+        stages = (*stages, Stage("missing-window", p.replicas, Reason.HoldOnMissingData, message))
+        replicas = p.replicas
     changed = [s for s in stages if s.reason is not Reason.Unchanged]
     if changed:
         reason, message = changed[-1].reason, changed[-1].message

@@ -15,8 +15,8 @@ Per policy, in order:
 2. **Observe** — ``scale`` per pool (current replicas, pod selector), ready pods per namespace
    (one list per namespace, matched by selector), then one metrics-source call for all
    policies: queries grow with neither pods nor pools.
-3. **Decide** — ``policies.decide`` with the policy's config and state; a pool without a
-   metrics window does not shrink (:func:`hold_without_window`); one log line per pool.
+3. **Decide** — ``policies.decide`` with the policy's config and state (a pool without a
+   metrics window does not shrink); one log line per pool.
 4. **Act**, by ``spec.mode``:
    ``direct`` writes the scale subresource (absolute replicas, conditional on the
    resourceVersion read this tick; on 409 it re-reads and writes once more only if the fresh
@@ -34,7 +34,6 @@ good decision and is retried next tick; a terminal one is reported on the policy
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -443,7 +442,6 @@ class Controller:
         )
         snapshot = ClusterSnapshot(pools, models, model)
         decision, state, _diag = decide(snapshot, self.states.get(key, PolicyState()), config, now)
-        decision = hold_without_window(decision, obs)
         # after the decision: the status describes the capacity answers it used
         model_status = self.capacity.model_status(w.ref)
         self.states[key] = state
@@ -866,34 +864,6 @@ class ReadyIndex:
             if selector.matches(labels):
                 total += n
         return total
-
-
-def hold_without_window(decision: Decision, obs: PolicyObservation | None) -> Decision:
-    """No pool shrinks on missing data: a pool without a window this tick keeps at least its
-    current size (it may still grow on the gateway's demand).
-
-    The decision core sizes pools from the gateway's demand and counts a pool without a window
-    as idle when that demand is zero, so without this rail a pool whose metrics vanished could
-    scale down — or to zero — on evidence it never gave. Example: demand 0 rps, pool ``a`` at 6
-    replicas with no window → the core recommends 0, ``a`` stays at 6 with
-    ``HoldOnMissingData``. (Without an observation at all the core already holds every pool.)
-    """
-    if obs is None:
-        return decision
-    missing = {name for name, load in obs.loads.items() if load is None}
-    pools = tuple(
-        dataclasses.replace(
-            d,
-            replicas=d.current,
-            reason=Reason.HoldOnMissingData,
-            message=f"no metrics window for the pool: holding {d.current} replicas "
-            f"(the demand alone asked for {d.replicas})",
-        )
-        if d.pool in missing and d.replicas < d.current
-        else d
-        for d in decision.pools
-    )
-    return dataclasses.replace(decision, pools=pools)
 
 
 def _name(raw: Obj) -> str:

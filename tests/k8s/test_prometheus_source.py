@@ -39,7 +39,7 @@ from typer.testing import CliRunner
 from autoscaler.cli import app
 from autoscaler.clock import VirtualClock
 from autoscaler.controller_metrics import ControllerMetrics
-from autoscaler.k8s.controller import Controller, ControllerConfig, hold_without_window
+from autoscaler.k8s.controller import Controller, ControllerConfig
 from autoscaler.k8s.fake_apiserver import FakeApiServer, make_deployment
 from autoscaler.k8s.sources import (
     QUERIES_PER_TICK as IN_MEMORY_QUERIES_PER_TICK,
@@ -66,7 +66,6 @@ from autoscaler.prometheus_source import (
 )
 from autoscaler.sources import Demand, SimulatorMetricsSource
 from policies.decide import decide
-from policies.reasons import Reason
 from policies.types import (
     ClusterSnapshot,
     Decision,
@@ -74,7 +73,6 @@ from policies.types import (
     ModelSnapshot,
     PolicyConfig,
     PolicyState,
-    PoolDecision,
     PoolLimits,
     PoolSnapshot,
     SLOTarget,
@@ -559,20 +557,6 @@ def test_the_controller_sizes_healthy_pools_and_holds_broken_ones(
             "sloscaler_metrics_source_errors_total", {"reason": reason.value}
         )
         assert value == n
-
-
-def test_a_pool_without_a_window_never_shrinks_on_demand_alone() -> None:
-    """The rail alone: the decision core asked for 0, the pool had no window."""
-    d = PoolDecision(
-        "a", MODEL, "aggregated", "H100", 6, 0, 0, Reason.ScaleToZero, "idle", 0.0, 4.0,
-        "fallback", None, None, 0.5, 0.05,
-    )  # fmt: skip
-    decision = Decision((d,), {}, {})
-    held = hold_without_window(decision, PolicyObservation({"a": None}, Demand(0.0, 0)))
-    assert (held.pools[0].replicas, held.pools[0].reason) == (6, Reason.HoldOnMissingData)
-    window = LoadWindow(60.0, 0, 0, 0, None, None, None, 0.0, 0.0, 0.0, None, None)
-    kept = hold_without_window(decision, PolicyObservation({"a": window}, Demand(0.0, 0)))
-    assert kept.pools[0].replicas == 0  # with a window showing idleness, zero is allowed
 
 
 # --- client faults ------------------------------------------------------------------------------

@@ -190,6 +190,24 @@ def test_missing_data_never_scales_anything(a: int, b: int, ticks: int) -> None:
         assert all(p.reason is Reason.HoldOnMissingData for p in decision.pools)
 
 
+def test_a_pool_without_a_window_never_shrinks_on_demand_alone() -> None:
+    """Demand 0 and pool ``b`` at 6 replicas: without a window it holds; with a window showing
+    idleness it may go to zero."""
+    cfg = config(idle_before_zero_s=0.0, scale_down_window_s=0.0)
+
+    def with_b(load: LoadWindow | None) -> ClusterSnapshot:
+        return ClusterSnapshot(
+            pools=(pool("a", "h100", 1, 0.0), replace(pool("b", "h100", 6, 0.0), load=load)),
+            models=(ModelSnapshot("m", 0.0, 0),),
+            capacity=FixedCapacity({"a": 2.0, "b": 2.0}),
+        )
+
+    held = decide(with_b(None), PolicyState(), cfg, 100.0)[0].pools[1]
+    assert (held.replicas, held.reason) == (6, Reason.HoldOnMissingData)
+    kept = decide(with_b(window(0.0)), PolicyState(), cfg, 100.0)[0].pools[1]
+    assert kept.replicas == 0  # with a window showing idleness, zero is allowed
+
+
 def test_scale_to_zero_needs_positive_idleness_for_the_configured_time() -> None:
     cfg = config(idle_before_zero_s=600.0)
     state = PolicyState()
