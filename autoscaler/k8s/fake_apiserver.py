@@ -230,6 +230,28 @@ class _Hook:
     times: int
 
 
+def typed_body(rt: ResourceType, body: Any) -> tuple[Obj, dict[str, Any]]:
+    """A copy of a request body, with its metadata, checked as the API server does: a JSON
+    object whose metadata is an object, of the endpoint's apiVersion and kind (filled in when
+    absent)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "the body is not a JSON object")
+    obj = copy.deepcopy(body)
+    md = obj.setdefault("metadata", {})
+    if not isinstance(md, dict):
+        raise ApiError(400, "BadRequest", "metadata must be an object")
+    obj.setdefault("apiVersion", rt.api_version)  # the endpoint's kind, as the server does
+    obj.setdefault("kind", rt.kind)
+    if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the API version in the data ({obj.get('apiVersion')}) and kind "
+            f"({obj.get('kind')}) do not match {rt.api_version} {rt.kind}",
+        )
+    return obj, md
+
+
 def invalid_error(title: str, details: dict[str, Any], errors: list[FieldError]) -> ApiError:
     """The API server's 422 ``Invalid`` Status: ``<title> is invalid: field: message, …`` with
     one ``FieldValueInvalid`` cause per error."""
@@ -364,21 +386,7 @@ class FakeStore:
         return entry
 
     def _prepare_metadata(self, rt: ResourceType, ns: str, obj: Obj) -> Obj:
-        if not isinstance(obj, dict):
-            raise ApiError(400, "BadRequest", "the body is not a JSON object")
-        obj = copy.deepcopy(obj)
-        md = obj.setdefault("metadata", {})
-        if not isinstance(md, dict):
-            raise ApiError(400, "BadRequest", "metadata must be an object")
-        obj.setdefault("apiVersion", rt.api_version)  # the endpoint's kind, as the server does
-        obj.setdefault("kind", rt.kind)
-        if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
-            raise ApiError(
-                400,
-                "BadRequest",
-                f"the API version in the data ({obj.get('apiVersion')}) and kind "
-                f"({obj.get('kind')}) do not match {rt.api_version} {rt.kind}",
-            )
+        obj, md = typed_body(rt, obj)
         if rt.namespaced:
             if md.get("namespace", ns) != ns:
                 raise ApiError(
@@ -891,21 +899,7 @@ def _review_errors(rt: ResourceType, obj: Obj) -> list[FieldError]:
 def answer_review(rt: ResourceType, body: Any, auth: FakeAuthorities) -> bytes:
     """Validate a TokenReview or SubjectAccessReview as the API server does, and return it with
     the ``status`` that ``auth`` gives (the object is not stored)."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "BadRequest", "the body is not a JSON object")
-    obj = copy.deepcopy(body)
-    obj.setdefault("apiVersion", rt.api_version)
-    obj.setdefault("kind", rt.kind)
-    if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
-        raise ApiError(
-            400,
-            "BadRequest",
-            f"the API version in the data ({obj.get('apiVersion')}) and kind "
-            f"({obj.get('kind')}) do not match {rt.api_version} {rt.kind}",
-        )
-    md = obj.setdefault("metadata", {})
-    if not isinstance(md, dict):
-        raise ApiError(400, "BadRequest", "metadata must be an object")
+    obj, md = typed_body(rt, body)
     if md.get("namespace"):
         raise ApiError(
             400,
