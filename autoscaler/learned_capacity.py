@@ -71,6 +71,7 @@ import numpy as np
 
 from autoscaler.logging import get_logger
 from autoscaler.loop import OnlineCapacityModel
+from autoscaler.predictor_capacity import on_grid
 from policies.types import Capacity, DemandMix, PoolSnapshot, SLOTarget
 from predictor.outcomes import NotReady
 from predictor.prometheus_dataset import WindowDataset
@@ -157,13 +158,10 @@ def witnesses(
 
 
 def grid_mix(mix: DemandMix) -> tuple[float, float, float]:
-    """(ISL, OSL, prefix-hit) on the query grid. Example: 1,024, 187, 0.23 → 1,000, 190, 0.25."""
-
-    def two_digits(x: float) -> float:
-        return float(f"{max(x, 1.0):.2g}")
-
-    hit = min(1.0, max(0.0, round(mix.prefix_hit_ratio * 20) / 20))
-    return two_digits(mix.input_tokens), two_digits(mix.output_tokens), hit
+    """(ISL, OSL, prefix-hit) on the predictor service's query grid (:func:`on_grid`), ISL at
+    least 1. Example: 1,024, 187, 0.23 → 1,000, 190, 0.25."""
+    g = on_grid(mix)
+    return max(g.input_tokens, 1.0), g.output_tokens, g.prefix_hit_ratio
 
 
 @dataclass(frozen=True, slots=True)
