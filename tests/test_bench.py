@@ -202,3 +202,37 @@ def test_report_renders_in_headless_chromium(bench_out: Path, tmp_path: Path) ->
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / shot.name)
+
+
+def test_melange_search_picks_the_cheapest_single_configuration_at_equal_attainment() -> None:
+    from benchmarks.bench_melange import Config, grid, rows, scenario_for
+
+    hetero = load_scenario("hetero-llama8b")
+    configs = grid(hetero, [0.1, 0.3])
+    assert configs[0] == Config(None)  # the mix, untuned
+    assert len(configs) == 1 + 2 * 2 * 2  # pools × budget on/off × headrooms
+    knobs = Config("llama8b-h100", (("headroom", 0.3), ("learn_from_attainment", False)))
+    assert knobs in configs
+    assert knobs.name == "slo@llama8b-h100 headroom=0.3 learn_from_attainment=False"
+    sc = scenario_for(hetero, knobs)
+    assert [p.name for p in sc.pools] == ["llama8b-h100"]
+    assert sc.policy.params["headroom"] == 0.3
+    assert sc.policy.params["learn_from_attainment"] is False
+    assert scenario_for(hetero, Config(None)) == hetero
+
+    def run(config: str, seed: int, att: float, cost: float) -> dict[str, object]:
+        return {"config": config, "seed": seed, "slo_attainment": att, "gpu_hours": cost,
+                "cost": cost}  # fmt: skip
+
+    runs = [
+        run("slo", 1, 0.998, 7.0), run("slo", 2, 0.996, 8.0),
+        run("slo@h a", 1, 0.995, 12.0), run("slo@h a", 2, 0.991, 12.0),  # mean 0.993: qualifies
+        run("slo@h b", 1, 0.999, 10.0), run("slo@h b", 2, 0.95, 10.0),  # mean 0.9745: does not
+        run("slo@h c", 1, 0.999, 16.0), run("slo@h c", 2, 0.999, 16.0),
+    ]  # fmt: skip
+    table = rows("s", runs)
+    mix = next(r for r in table if r.policy == "slo")
+    assert (mix.attainment, mix.attainment_min, mix.cost, mix.seeds) == (0.997, 0.996, 7.5, 2)
+    (check,) = acceptance(table, {"s": 0.99})
+    assert check["melange"]["best_single"] == "slo@h a"
+    assert check["melange"]["saving"] == pytest.approx(1 - 7.5 / 12.0)
