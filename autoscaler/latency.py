@@ -16,6 +16,7 @@ The learned request-level models of the predictor answer the same question once 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autoscaler.capacity import PoolProfile
@@ -30,7 +31,12 @@ class ProfileLatencyEstimator:
 
     pools: dict[str, PoolProfile]
 
-    def predict(self, request: RoutingRequest, endpoint: Endpoint) -> tuple[float, float]:
+    def predict(
+        self, request: RoutingRequest, endpoints: Sequence[Endpoint]
+    ) -> list[tuple[float, float]]:
+        return [self.predict_one(request, e) for e in endpoints]
+
+    def predict_one(self, request: RoutingRequest, endpoint: Endpoint) -> tuple[float, float]:
         pp = self.pools[endpoint.pool]
         step = pp.profile.step
         budget = pp.engine.max_num_batched_tokens

@@ -21,6 +21,11 @@ from autoscaler.baseline_adapters import (
 )
 from autoscaler.capacity import ProfileCapacityModel
 from autoscaler.latency import ProfileLatencyEstimator
+from autoscaler.learned_latency import (
+    LearnedLatencyEstimator,
+    LearningPredictedLatency,
+    PoolKind,
+)
 from autoscaler.sim_adapter import pool_profiles, slo_controller, slo_params
 from policies.routing import SCORERS, EndpointScorer, PredictedLatency, make_scorer
 from policies.types import DemandMix, PoolSnapshot, SLOTarget
@@ -128,14 +133,17 @@ def prepare_policy(name: str, scenario: Scenario, trace: Trace) -> Prepared:
 
 
 def build_scorer(scenario: Scenario) -> EndpointScorer:
-    """The gateway scorer a scenario names; ``predicted-latency`` uses the pools' profiles."""
+    """The gateway scorer a scenario names; ``predicted-latency`` predicts with the pools'
+    profiles, or with request-level models learned online (``gateway.latency_model``)."""
     name = scenario.gateway.scorer
     if name == PredictedLatency.name:
-        return PredictedLatency(
-            ProfileLatencyEstimator(pool_profiles(scenario)),
-            scenario.slo.ttft_ms / 1000,
-            scenario.slo.tpot_ms / 1000,
-        )
+        profile = ProfileLatencyEstimator(pool_profiles(scenario))
+        slo_ttft_s, slo_tpot_s = scenario.slo.ttft_ms / 1000, scenario.slo.tpot_ms / 1000
+        if scenario.gateway.latency_model == "learned":
+            kinds = {p.name: PoolKind(p.accelerator, p.role) for p in scenario.pools}
+            learned = LearnedLatencyEstimator(profile, kinds)
+            return LearningPredictedLatency(learned, slo_ttft_s, slo_tpot_s)
+        return PredictedLatency(profile, slo_ttft_s, slo_tpot_s)
     try:
         return make_scorer(name)
     except ValueError as e:

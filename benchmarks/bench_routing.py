@@ -4,7 +4,10 @@ The ``long-prefill`` scenario (6 Llama-3-8B H100 pods, ISL:OSL about 400:1, shar
 prefixes) is replayed at 25 %, 37.5 %, 50 %, 62.5 % and 75 % of its saturation throughput (measured
 first: completions per second under a 90 req/s overload) with each scorer. Target: p90 TTFT at
 least 2x lower with the predicted-latency scorer in the upper half of the range (llm-d reports up
-to 3x). Run: ``python benchmarks/bench_routing.py [--duration S] [--json FILE]``.
+to 3x). The predicted-latency scorer runs twice: on the pools' calibrated profiles, and on the
+predictor's request-level models learned online from the requests it routes
+(``gateway.latency_model: learned``; the profile answers until the first model is trained).
+Run: ``python benchmarks/bench_routing.py [--duration S] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -20,16 +23,24 @@ from simulator.runner import RunResult, run_scenario
 from simulator.scenario import Scenario, load_scenario
 
 SHARES = (0.25, 0.375, 0.5, 0.625, 0.75)
-SCORERS = ("prefix-load", "predicted-latency")
+#: (label, gateway scorer, latency model of the predicted-latency scorer)
+SCORERS = (
+    ("prefix_load", "prefix-load", "profile"),
+    ("predicted_latency", "predicted-latency", "profile"),
+    ("predicted_latency_learned", "predicted-latency", "learned"),
+)
 
 
-def at_rate(base: Scenario, rate: float, duration: float, scorer: str) -> Scenario:
+def at_rate(
+    base: Scenario, rate: float, duration: float, scorer: str, latency_model: str = "profile"
+) -> Scenario:
     gen = dict(base.trace.generate or {})
     gen.update(rate_rps=rate, duration_s=duration)
+    gateway = {"scorer": scorer, "latency_model": latency_model}
     return base.model_copy(
         update={
             "trace": base.trace.model_copy(update={"generate": gen}),
-            "gateway": base.gateway.model_copy(update={"scorer": scorer}),
+            "gateway": base.gateway.model_copy(update=gateway),
         }
     )
 
@@ -52,19 +63,15 @@ def compare(duration: float, shares: tuple[float, ...] = SHARES) -> dict[str, ob
     rows = []
     for share in shares:
         rate = round(share * sat, 2)
-        p90 = {}
-        for scorer in SCORERS:
-            s = run(at_rate(base, rate, duration, scorer)).summary
-            p90[scorer] = s["ttft_s"]["p90"]
-        rows.append(
-            {
-                "share_of_saturation": share,
-                "rate_rps": rate,
-                "ttft_p90_prefix_load_s": p90["prefix-load"],
-                "ttft_p90_predicted_latency_s": p90["predicted-latency"],
-                "ratio": round(p90["prefix-load"] / p90["predicted-latency"], 2),
-            }
-        )
+        row: dict[str, float] = {"share_of_saturation": share, "rate_rps": rate}
+        for label, scorer, model in SCORERS:
+            s = run(at_rate(base, rate, duration, scorer, model)).summary
+            row[f"ttft_p90_{label}_s"] = s["ttft_s"]["p90"]
+            row[f"attainment_{label}"] = s["slo_attainment"]
+        baseline = row["ttft_p90_prefix_load_s"]
+        row["ratio"] = round(baseline / row["ttft_p90_predicted_latency_s"], 2)
+        row["ratio_learned"] = round(baseline / row["ttft_p90_predicted_latency_learned_s"], 2)
+        rows.append(row)
     return {"saturation_rps": round(sat, 2), "duration_s": duration, "rows": rows}
 
 

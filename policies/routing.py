@@ -143,9 +143,14 @@ def make_scorer(name: str) -> EndpointScorer:
 
 
 class LatencyEstimator(Protocol):
-    """Predicts (TTFT, TPOT) in seconds for ``request`` if it were sent to ``endpoint``."""
+    """Predicts (TTFT, TPOT) in seconds for ``request`` if it were sent to each endpoint.
 
-    def predict(self, request: RoutingRequest, endpoint: Endpoint) -> tuple[float, float]: ...
+    One call for all candidates: a learned model answers a batch in one booster call.
+    """
+
+    def predict(
+        self, request: RoutingRequest, endpoints: Sequence[Endpoint]
+    ) -> list[tuple[float, float]]: ...
 
 
 class PredictedLatency:
@@ -186,7 +191,7 @@ class PredictedLatency:
     def pick(self, request: RoutingRequest, endpoints: Sequence[Endpoint]) -> int:
         slo_ttft = request.slo_ttft_ms / 1000 if request.slo_ttft_ms else self.slo_ttft_s
         slo_tpot = request.slo_tpot_ms / 1000 if request.slo_tpot_ms else self.slo_tpot_s
-        preds = [self.estimator.predict(request, e) for e in endpoints]
+        preds = self.estimator.predict(request, endpoints)
         best_ttft = min(p[0] for p in preds)
         candidates = list(range(len(endpoints)))
         sticky = [

@@ -26,6 +26,7 @@ from simulator.control import (
     ControlActions,
     Controller,
     FinishedRequest,
+    LearnsFromRequests,
     PodView,
     PoolView,
 )
@@ -140,6 +141,7 @@ class Cluster:
         self.transport = transport
         self.gw = gateway or GatewayConfig()
         self.controller = controller
+        self._learner = scorer if isinstance(scorer, LearnsFromRequests) else None
         self.rng = np.random.default_rng(seed)
         self.sample_interval_s = sample_interval_s
         self.default_model = default_model or pools[0].model
@@ -414,10 +416,14 @@ class Cluster:
         req = RoutingRequest(spec.input_tokens, spec.output_tokens, spec.priority)
         j = self.scorer.pick(req, views)
         e = views[j]
+        if self.controller is None and self._learner is None:
+            return pods[j]
         self._features[i] = {
             "kv_cache_percentage": e.kv_cache_percentage,
             "num_request_waiting": e.num_request_waiting,
             "num_request_running": e.num_request_running,
+            "prefill_tokens_in_flight": e.prefill_tokens_in_flight,
+            "decode_tokens_in_flight": e.decode_tokens_in_flight,
             "prefix_cache_score": e.prefix_cache_score,
         }
         return pods[j]
@@ -541,22 +547,24 @@ class Cluster:
         rec.status[i] = DONE
         rec.pool[i] = pod.pool.index
         rec.overhead[i] = pod.pool.spec.profile.frontend_overhead_s
-        if self.controller is not None:
+        if self.controller is not None or self._learner is not None:
             ttft = seq.first_token_t - rec.arrival[i] + rec.overhead[i]
             tpot = (seq.finish_t - seq.first_token_t) / (seq.out - 1) if seq.out > 1 else 0.0
-            self._finished_since_tick.append(
-                FinishedRequest(
-                    pool=pod.pool.spec.name,
-                    pod=pod.name,
-                    arrival_s=float(rec.arrival[i]),
-                    input_tokens=seq.spec.input_tokens,
-                    output_tokens=seq.out,
-                    prefix_hit_tokens=seq.prefix_hit_tokens,
-                    ttft_s=ttft,
-                    tpot_s=tpot,
-                    features=self._features.pop(seq.rid, {}),
-                )
+            sample = FinishedRequest(
+                pool=pod.pool.spec.name,
+                pod=pod.name,
+                arrival_s=float(rec.arrival[i]),
+                input_tokens=seq.spec.input_tokens,
+                output_tokens=seq.out,
+                prefix_hit_tokens=seq.prefix_hit_tokens,
+                ttft_s=ttft,
+                tpot_s=tpot,
+                features=self._features.pop(seq.rid, {}),
             )
+            if self.controller is not None:
+                self._finished_since_tick.append(sample)
+            if self._learner is not None:
+                self._learner.observe(sample, seq.finish_t)
 
     def _transfer_done(self, payload: tuple[Seq, Pod | None]) -> None:
         seq, dpod = payload

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from simulator.metrics import GatewayMetrics, VllmMetrics
 
@@ -91,3 +91,13 @@ class Controller(Protocol):
     wake_delay_s: float
 
     def tick(self, view: ClusterView) -> ControlActions: ...
+
+
+@runtime_checkable
+class LearnsFromRequests(Protocol):
+    """A gateway scorer that learns from the requests it routed, as llm-d's endpoint picker
+    posts every completed request (the features it routed on, the TTFT and TPOT it got) to its
+    latency predictor's training endpoint. The cluster calls ``observe`` when a request
+    completes, ``now`` being the completion time."""
+
+    def observe(self, sample: FinishedRequest, now: float) -> None: ...

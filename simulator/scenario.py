@@ -96,6 +96,10 @@ class PoolModel(_Strict):
 
 class GatewayModel(_Strict):
     scorer: str = "prefix-load"
+    #: what the predicted-latency scorer predicts with: the predictor's request-level models
+    #: learned online from the routed requests (the profile answers until they are ready), or
+    #: the pools' calibrated profiles only
+    latency_model: Literal["learned", "profile"] = "learned"
     queue_timeout_s: float = Field(300.0, gt=0)
     transport: Literal["tcp", "rdma"] = "rdma"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from policies.budget import update_budget
@@ -157,9 +159,14 @@ def endpoint(
 class QueueEstimator:
     """TTFT grows with prefill tokens in flight; TPOT with running requests."""
 
-    def predict(self, request: RoutingRequest, e: Endpoint) -> tuple[float, float]:
-        work = e.prefill_tokens_in_flight + request.input_tokens * (1 - e.prefix_cache_score)
-        return 0.05 + work / 10_000, 0.02 + 0.001 * e.num_request_running
+    def predict(
+        self, request: RoutingRequest, endpoints: Sequence[Endpoint]
+    ) -> list[tuple[float, float]]:
+        out = []
+        for e in endpoints:
+            work = e.prefill_tokens_in_flight + request.input_tokens * (1 - e.prefix_cache_score)
+            out.append((0.05 + work / 10_000, 0.02 + 0.001 * e.num_request_running))
+        return out
 
 
 def test_prefix_load_scorer_follows_the_cache() -> None:
