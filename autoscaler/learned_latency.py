@@ -28,27 +28,46 @@ TTFT belongs to the first pick, so those candidates keep the profile's answers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+
+import numpy as np
 
 from autoscaler.logging import get_logger
 from policies.routing import Endpoint, LatencyEstimator, PredictedLatency, RoutingRequest
 from predictor.clock import FixedClock
-from predictor.outcomes import NotReady
-from predictor.service import PredictionRequest, PredictorService, ServiceConfig, TrainingEntry
+from predictor.features import (
+    DECODE_TOKENS_IN_FLIGHT,
+    INPUT_TOKEN_LENGTH,
+    KV_CACHE_PERCENTAGE,
+    NUM_REQUEST_RUNNING,
+    NUM_REQUEST_WAITING,
+    NUM_TOKENS_GENERATED,
+    PREFILL_TOKENS_IN_FLIGHT,
+    PREFIX_CACHE_SCORE,
+    FeatureColumns,
+    PodType,
+)
+from predictor.samples import RequestSamples
+from predictor.service import PredictorService, ServiceConfig
 from simulator.control import FinishedRequest
 
 log = get_logger("sloscaler.learned_latency")
 
-#: llm-d's pod types (``Endpoint.pod_type`` is a plain string)
-POD_TYPES: Final[Mapping[str, Literal["", "prefill", "decode"]]] = {
-    "": "",
-    "prefill": "prefill",
-    "decode": "decode",
-}
 #: Completed requests per posted batch (llm-d's endpoint picker batches its training posts too).
 POST_EVERY = 64
+#: The numeric columns of a posted sample, in the order :meth:`LearnedLatencyEstimator.observe`
+#: queues them (then TTFT ms, TPOT ms, completion time)
+SAMPLE_FEATURES = (
+    KV_CACHE_PERCENTAGE,
+    INPUT_TOKEN_LENGTH,
+    NUM_REQUEST_WAITING,
+    NUM_REQUEST_RUNNING,
+    PREFILL_TOKENS_IN_FLIGHT,
+    DECODE_TOKENS_IN_FLIGHT,
+    PREFIX_CACHE_SCORE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +97,8 @@ class LearnedLatencyEstimator:
         self.post_every = post_every
         self.learned_answers = 0
         self.fallback_answers = 0
-        self._pending: list[TrainingEntry] = []
+        self._pending: list[tuple[float, ...]] = []
+        self._pending_accelerators: list[str] = []
 
     def observe(self, sample: FinishedRequest, now: float) -> None:
         """Queue one completed request; post a full batch and retrain when the service says so."""
@@ -87,27 +107,30 @@ class LearnedLatencyEstimator:
             return
         f = sample.features
         self._pending.append(
-            TrainingEntry.model_construct(
-                kv_cache_percentage=f["kv_cache_percentage"],
-                input_token_length=sample.input_tokens,
-                num_request_waiting=int(f["num_request_waiting"]),
-                num_request_running=int(f["num_request_running"]),
-                num_tokens_generated=0,
-                prefix_cache_score=f["prefix_cache_score"],
-                pod_type="",
-                prefill_tokens_in_flight=int(f.get("prefill_tokens_in_flight", 0)),
-                decode_tokens_in_flight=int(f.get("decode_tokens_in_flight", 0)),
-                accelerator=kind.accelerator,
-                actual_ttft_ms=sample.ttft_s * 1000.0,
-                actual_tpot_ms=sample.tpot_s * 1000.0 if sample.output_tokens > 1 else None,
-                timestamp=now,
+            (
+                f["kv_cache_percentage"],
+                sample.input_tokens,
+                f["num_request_waiting"],
+                f["num_request_running"],
+                f.get("prefill_tokens_in_flight", 0.0),
+                f.get("decode_tokens_in_flight", 0.0),
+                f["prefix_cache_score"],
+                sample.ttft_s * 1000.0,
+                sample.tpot_s * 1000.0 if sample.output_tokens > 1 else math.nan,
+                now,
             )
         )
+        self._pending_accelerators.append(kind.accelerator)
         if len(self._pending) < self.post_every:
             return
+        table = np.array(self._pending, dtype=np.float64)
+        columns = FeatureColumns.from_arrays(
+            dict(zip(SAMPLE_FEATURES, table.T[: len(SAMPLE_FEATURES)], strict=True)),
+            accelerator=self._pending_accelerators,
+        )
         self.clock.t = max(self.clock.t, now)
-        self.service.add_training(self._pending)
-        self._pending = []
+        self.service.add_samples(RequestSamples.build(columns, *table.T[len(SAMPLE_FEATURES) :]))
+        self._pending, self._pending_accelerators = [], []
         reason = self.service.maybe_retrain()
         if reason is not None:
             log.info(
@@ -124,30 +147,34 @@ class LearnedLatencyEstimator:
         if self.service.model is None:
             self.fallback_answers += len(endpoints)
             return self.fallback.predict(request, endpoints)
-        asks = [
-            PredictionRequest.model_construct(
-                kv_cache_percentage=e.kv_cache_percentage,
-                input_token_length=request.input_tokens,
-                num_request_waiting=e.num_request_waiting,
-                num_request_running=e.num_request_running,
-                num_tokens_generated=0,
-                prefix_cache_score=e.prefix_cache_score,
-                pod_type=POD_TYPES.get(e.pod_type, ""),
-                prefill_tokens_in_flight=e.prefill_tokens_in_flight,
-                decode_tokens_in_flight=e.decode_tokens_in_flight,
-                accelerator=e.accelerator,
-            )
-            for e in endpoints
-        ]
-        answers, _ = self.service.predict(asks)
+        n = len(endpoints)
+        columns = FeatureColumns(
+            values={
+                KV_CACHE_PERCENTAGE: np.array([e.kv_cache_percentage for e in endpoints]),
+                INPUT_TOKEN_LENGTH: np.full(n, float(request.input_tokens)),
+                NUM_REQUEST_WAITING: np.array([e.num_request_waiting for e in endpoints], float),
+                NUM_REQUEST_RUNNING: np.array([e.num_request_running for e in endpoints], float),
+                PREFILL_TOKENS_IN_FLIGHT: np.array(
+                    [e.prefill_tokens_in_flight for e in endpoints], float
+                ),
+                DECODE_TOKENS_IN_FLIGHT: np.array(
+                    [e.decode_tokens_in_flight for e in endpoints], float
+                ),
+                PREFIX_CACHE_SCORE: np.array([e.prefix_cache_score for e in endpoints]),
+                NUM_TOKENS_GENERATED: np.zeros(n),
+            },
+            pod_type=np.array([PodType(e.pod_type).code for e in endpoints], dtype=np.int8),
+            accelerator=tuple(e.accelerator for e in endpoints),
+        )
+        batch = self.service.predict_columns(columns)
         out: list[tuple[float, float]] = []
-        for e, answer in zip(endpoints, answers, strict=True):
-            if isinstance(answer, NotReady):
+        for i, e in enumerate(endpoints):
+            if i in batch.failures:
                 self.fallback_answers += 1
                 out.append(self.fallback.predict(request, [e])[0])
             else:
                 self.learned_answers += 1
-                out.append((answer[0] / 1000.0, answer[1] / 1000.0))
+                out.append((float(batch.ttft_ms[i]) / 1000.0, float(batch.tpot_ms[i]) / 1000.0))
         return out
 
 

@@ -189,6 +189,8 @@ class PredictedLatency:
         self.affinity_escape_s = affinity_escape_s
 
     def pick(self, request: RoutingRequest, endpoints: Sequence[Endpoint]) -> int:
+        if len(endpoints) == 1:
+            return 0  # nothing to choose: no prediction needed
         slo_ttft = request.slo_ttft_ms / 1000 if request.slo_ttft_ms else self.slo_ttft_s
         slo_tpot = request.slo_tpot_ms / 1000 if request.slo_tpot_ms else self.slo_tpot_s
         preds = self.estimator.predict(request, endpoints)

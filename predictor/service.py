@@ -534,29 +534,37 @@ class PredictorService:
     ) -> tuple[list[tuple[float, float] | NotReady], str]:
         """Serving-quantile (TTFT, TPOT) in ms per request, or why not; and the default
         accelerator used for requests that named none."""
-        model = self.model
         default = self.default_accelerator
+        batch = self.predict_columns(_columns(requests, default))
+        out: list[tuple[float, float] | NotReady] = []
+        for i in range(len(requests)):
+            failure = batch.failures.get(i)
+            ms = (float(batch.ttft_ms[i]), float(batch.tpot_ms[i]))
+            out.append(ms if failure is None else failure)
+        return out, default
+
+    def predict_columns(self, columns: FeatureColumns) -> ServingBatch:
+        """:meth:`predict` on columns (in-process callers skip the request objects): the serving
+        model's calibrated quantiles times the adaptive offsets; every row is counted."""
+        model = self.model
         if model is None:
             missing = NotReady(NotReadyReason.NO_MODEL, "no model has been trained or loaded")
-            self.predictions.labels(missing.reason.value).inc(len(requests))
-            return [missing] * len(requests), default
-        columns = _columns(requests, default)
+            self.predictions.labels(missing.reason.value).inc(len(columns))
+            nan = np.full(len(columns), np.nan)
+            return ServingBatch(nan, nan.copy(), dict.fromkeys(range(len(columns)), missing))
         batch = model.predict_serving(columns)
         adaptive = self.adaptive
         ttft = batch.ttft_ms * _adaptive_factors(adaptive, Target.TTFT, columns.accelerator)
         tpot = batch.tpot_ms * _adaptive_factors(adaptive, Target.TPOT, columns.accelerator)
-        out: list[tuple[float, float] | NotReady] = []
-        for i in range(len(requests)):
-            failure = batch.failures.get(i)
-            if failure is not None:
-                out.append(failure)
-                self.predictions.labels(failure.reason.value).inc()
-            else:
-                out.append((float(ttft[i]), float(tpot[i])))
-        ok = len(requests) - len(batch.failures)
+        reasons: dict[str, int] = {}
+        for failure in batch.failures.values():
+            reasons[failure.reason.value] = reasons.get(failure.reason.value, 0) + 1
+        for reason, count in reasons.items():
+            self.predictions.labels(reason).inc(count)
+        ok = len(columns) - len(batch.failures)
         if ok:
             self.predictions.labels("ok").inc(ok)
-        return out, default
+        return ServingBatch(ttft, tpot, batch.failures)
 
     # ------------------------------------------------------------------ training
 
@@ -583,6 +591,14 @@ class PredictorService:
             actual_tpot_ms=actual(e.actual_tpot_ms for e in entries),
             timestamp=stamps,
         )
+        return self.add_samples(samples)
+
+    def add_samples(self, samples: RequestSamples) -> int:
+        """:meth:`add_training` on samples (in-process callers skip the entry objects)."""
+        if not len(samples):
+            return 0
+        now = self.clock.now()
+        columns = samples.features
         model = self.model
         monitor = self.monitor
         if model is not None and monitor.quantile in model.config.quantiles:
