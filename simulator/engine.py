@@ -24,6 +24,7 @@ runs without it, exactly as in vLLM) and ``run_stretch()`` when ``next_event_tim
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections import deque
@@ -117,22 +118,31 @@ def prefix_block_keys(spec: RequestSpec, block_size: int) -> list[int]:
 
     Block ``j`` covers tokens ``[j·B, (j+1)·B)``; its key identifies every prefix unit up to the
     unit holding it plus the block's position inside that unit, so two requests get equal keys
-    exactly when they share all tokens up to the end of that block.
+    exactly when they share all tokens up to the end of that block. Requests sharing a prefix
+    share its keys: they are computed once per (prefix units, length, unit size, block size).
     """
-    n_blocks = spec.shared_prefix_tokens // block_size
-    if n_blocks == 0:
-        return []
-    unit = spec.prefix_unit_tokens
+    return list(
+        _chained_keys(
+            spec.prefix_ids, spec.shared_prefix_tokens, spec.prefix_unit_tokens, block_size
+        )
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _chained_keys(
+    prefix_ids: tuple[int, ...], shared_tokens: int, unit: int, block_size: int
+) -> tuple[int, ...]:
+    n_blocks = shared_tokens // block_size
     keys: list[int] = []
     chain = 0
     last_unit = -1
     for j in range(n_blocks):
         u = (j * block_size) // unit
         if u != last_unit:
-            chain = hash((chain, spec.prefix_ids[u]))
+            chain = hash((chain, prefix_ids[u]))
             last_unit = u
         keys.append(hash((chain, j)))
-    return keys
+    return tuple(keys)
 
 
 FinishCallback = Callable[[Seq], None]
