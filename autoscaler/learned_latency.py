@@ -44,6 +44,7 @@ from predictor.features import (
     NUM_REQUEST_RUNNING,
     NUM_REQUEST_WAITING,
     NUM_TOKENS_GENERATED,
+    NUMERIC_FEATURES,
     PREFILL_TOKENS_IN_FLIGHT,
     PREFIX_CACHE_SCORE,
     FeatureColumns,
@@ -58,16 +59,8 @@ log = get_logger("sloscaler.learned_latency")
 #: Completed requests per posted batch (llm-d's endpoint picker batches its training posts too).
 POST_EVERY = 64
 #: The numeric columns of a posted sample, in the order :meth:`LearnedLatencyEstimator.observe`
-#: queues them (then TTFT ms, TPOT ms, completion time)
-SAMPLE_FEATURES = (
-    KV_CACHE_PERCENTAGE,
-    INPUT_TOKEN_LENGTH,
-    NUM_REQUEST_WAITING,
-    NUM_REQUEST_RUNNING,
-    PREFILL_TOKENS_IN_FLIGHT,
-    DECODE_TOKENS_IN_FLIGHT,
-    PREFIX_CACHE_SCORE,
-)
+#: queues them (then TTFT ms, TPOT ms, completion time): llm-d's, less the tokens generated (0)
+SAMPLE_FEATURES = tuple(n for n in NUMERIC_FEATURES if n != NUM_TOKENS_GENERATED)
 
 
 @dataclass(frozen=True, slots=True)
