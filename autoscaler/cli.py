@@ -78,6 +78,17 @@ def _summary_table(summary: dict[str, Any]) -> Table:
             f"replicas mean {p['replicas_mean']:.2f}, max {p['replicas_max']}; "
             f"{p['gpu_hours']:.2f} GPU-h",
         )
+    gw = summary.get("gateway", {})
+    if gw.get("latency_model") == "learned":
+        first = gw["first_model_s"]
+        share = gw["learned_share"]
+        t.add_row(
+            f"gateway {gw['scorer']}, learned latency models",
+            f"{gw['trainings']} training{'' if gw['trainings'] == 1 else 's'} on "
+            f"{gw['samples_posted']:,} requests; "
+            + ("no model yet" if first is None else f"first at {first:.0f} s")
+            + ("" if share is None else f"; {share:.0%} of predictions"),
+        )
     return t
 
 

@@ -90,6 +90,8 @@ class LearnedLatencyEstimator:
         self.post_every = post_every
         self.learned_answers = 0
         self.fallback_answers = 0
+        self.trainings = 0
+        self.first_model_s: float | None = None
         self._pending: list[tuple[float, ...]] = []
         self._pending_accelerators: list[str] = []
 
@@ -126,6 +128,9 @@ class LearnedLatencyEstimator:
         self._pending, self._pending_accelerators = [], []
         reason = self.service.maybe_retrain()
         if reason is not None:
+            self.trainings += 1
+            if self.first_model_s is None and self.service.model is not None:
+                self.first_model_s = now
             log.info(
                 "latency_model_trained",
                 t=round(now, 1),
@@ -170,6 +175,18 @@ class LearnedLatencyEstimator:
                 out.append((float(batch.ttft_ms[i]) / 1000.0, float(batch.tpot_ms[i]) / 1000.0))
         return out
 
+    def report(self) -> dict[str, float | int | str | None]:
+        """For the run's summary: samples posted, trainings, when the first model served, and
+        the share of candidate predictions the learned models made."""
+        answers = self.learned_answers + self.fallback_answers
+        return {
+            "latency_model": "learned",
+            "samples_posted": self.service.samples_added,
+            "trainings": self.trainings,
+            "first_model_s": None if self.first_model_s is None else round(self.first_model_s, 1),
+            "learned_share": round(self.learned_answers / answers, 4) if answers else None,
+        }
+
 
 class LearningPredictedLatency(PredictedLatency):
     """The predicted-latency scorer on a :class:`LearnedLatencyEstimator`; the simulated gateway
@@ -183,3 +200,6 @@ class LearningPredictedLatency(PredictedLatency):
 
     def observe(self, sample: FinishedRequest, now: float) -> None:
         self.learner.observe(sample, now)
+
+    def report(self) -> dict[str, float | int | str | None]:
+        return self.learner.report()

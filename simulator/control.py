@@ -101,3 +101,7 @@ class LearnsFromRequests(Protocol):
     completes, ``now`` being the completion time."""
 
     def observe(self, sample: FinishedRequest, now: float) -> None: ...
+
+    def report(self) -> Mapping[str, float | int | str | None]:
+        """What it learned, for the run's summary (``gateway`` in ``simulate --json``)."""
+        ...

@@ -14,7 +14,7 @@ from typing import Any
 
 from policies.routing import EndpointScorer, make_scorer
 from simulator.cluster import Cluster, GatewayConfig, SampleHook, SimulationOutput
-from simulator.control import Controller
+from simulator.control import Controller, LearnsFromRequests
 from simulator.perf.transport import transport
 from simulator.scenario import Scenario, ScenarioError
 from simulator.scenario_trace import trace_for_scenario
@@ -88,6 +88,7 @@ def run_scenario(
     t0 = time.perf_counter()
     out = cluster.run(progress=progress)
     wall = time.perf_counter() - t0
+    learned = scorer.report() if isinstance(scorer, LearnsFromRequests) else {}
     summary = summarize(
         out,
         scenario.slo_spec,
@@ -95,5 +96,6 @@ def run_scenario(
         policy=policy_name or (controller.name if controller else "static"),
         seed=seed,
         wall_seconds=wall,
+        gateway={"scorer": scorer.name, **learned},
     )
     return RunResult(scenario, out, summary)

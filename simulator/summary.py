@@ -9,6 +9,7 @@ TPOT and meet that objective trivially.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ def summarize(
     policy: str,
     seed: int,
     wall_seconds: float,
+    gateway: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON summary of ``sloscaler simulate`` (stable keys; later tools rely on them)."""
     rec = out.records
@@ -101,4 +103,5 @@ def summarize(
         "mean_gpus": round(gpu_hours_total / hours, 4),
         "wall_seconds": round(wall_seconds, 3),
         "pools": pools,
+        "gateway": dict(gateway or {}),
     }

@@ -28,6 +28,7 @@ SUMMARY_KEYS = {
     "sim_seconds",
     "wall_seconds",
     "pools",
+    "gateway",
 }
 
 
@@ -62,9 +63,11 @@ def test_simulate_json_contract_and_reproducibility() -> None:
         "replicas_mean",
         "replicas_max",
     } <= pool.keys()
+    assert a["gateway"]["scorer"] == "predicted-latency"  # type: ignore[index]
+    assert a["gateway"]["latency_model"] == "learned"  # type: ignore[index]
     a.pop("wall_seconds")
     b.pop("wall_seconds")
-    assert a == b
+    assert a == b  # the learned routing models too are reproducible from the seed
     assert a["seed"] == 3
     assert 0.0 <= a["slo_attainment"] <= 1.0  # type: ignore[operator]
 

@@ -117,3 +117,10 @@ def test_the_scenario_chooses_the_latency_model_and_the_gateway_feeds_it() -> No
     assert service.model is not None
     assert service.model.is_ready
     assert scorer.learner.learned_answers > scorer.learner.fallback_answers > 0
+    report = result.summary["gateway"]  # what simulate --json says of it
+    assert report["scorer"] == "predicted-latency"
+    assert report["latency_model"] == "learned"
+    assert report["samples_posted"] == service.samples_added
+    assert report["trainings"] >= 1
+    assert 0 < report["first_model_s"] < 120
+    assert 0.5 < report["learned_share"] < 1
