@@ -111,20 +111,37 @@ def main() -> None:
     base = load_scenario(args.scenario)
     if not melange_pools(base):
         raise SystemExit(f"{args.scenario}: no model is served on several accelerators")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    configs = grid(base, [float(h) for h in args.headrooms.split(",")])
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds: expected integers separated by commas, got {args.seeds!r}")
+    try:
+        headrooms = [float(h) for h in args.headrooms.split(",")]
+    except ValueError:
+        ap.error(f"--headrooms: expected numbers separated by commas, got {args.headrooms!r}")
+    if any(not 0.0 <= h < 1.0 for h in headrooms):
+        ap.error(f"--headrooms: each must lie in [0, 1), got {args.headrooms!r}")
+    configs = grid(base, headrooms)
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
+    failed: list[str] = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-        futures = [pool.submit(run_config, base, c, seeds) for c in configs]
+        futures = {pool.submit(run_config, base, c, seeds): c for c in configs}
         for k, fut in enumerate(as_completed(futures), 1):
-            done = fut.result()
+            try:
+                done = fut.result()
+            except Exception as e:  # one failed configuration does not lose the others
+                failed.append(f"{futures[fut].name}: {type(e).__name__}: {e}")
+                print(f"[{k}/{len(configs)}] {futures[fut].name} failed: {e}", flush=True)
+                continue
             runs += done
             mean_att = sum(r["slo_attainment"] for r in done) / len(done)
             mean_cost = sum(r["cost"] for r in done) / len(done)
             print(f"[{k}/{len(configs)}] {done[0]['config']:<60} attainment {mean_att:.4f}  "
                   f"${mean_cost:.2f}", flush=True)  # fmt: skip
+    if not any(r["config"] == "slo" for r in runs):
+        raise SystemExit("the mix's own runs failed: " + "; ".join(failed))
     table = rows(base.name, runs)
     check = acceptance(table, {base.name: base.slo.attainment})[0]
     melange = check["melange"]
@@ -141,8 +158,10 @@ def main() -> None:
     print(f"\n{json.dumps(verdict)}\n({time.perf_counter() - started:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"runs": runs, "rows": [asdict(r) for r in table], "verdict": verdict}, f,
-                      indent=2)  # fmt: skip
+            json.dump({"runs": runs, "rows": [asdict(r) for r in table], "verdict": verdict,
+                       "failed": failed}, f, indent=2)  # fmt: skip
+    if failed:
+        raise SystemExit(f"{len(failed)} configuration(s) failed: " + "; ".join(failed))
 
 
 if __name__ == "__main__":
