@@ -48,7 +48,6 @@ from predictor.features import (
     PREFILL_TOKENS_IN_FLIGHT,
     PREFIX_CACHE_SCORE,
     FeatureColumns,
-    PodType,
 )
 from predictor.samples import RequestSamples
 from predictor.service import PredictorService, ServiceConfig
@@ -90,7 +89,6 @@ class LearnedLatencyEstimator:
         self.post_every = post_every
         self.learned_answers = 0
         self.fallback_answers = 0
-        self.trainings = 0
         self.first_model_s: float | None = None
         self._pending: list[tuple[float, ...]] = []
         self._pending_accelerators: list[str] = []
@@ -128,7 +126,6 @@ class LearnedLatencyEstimator:
         self._pending, self._pending_accelerators = [], []
         reason = self.service.maybe_retrain()
         if reason is not None:
-            self.trainings += 1
             if self.first_model_s is None and self.service.model is not None:
                 self.first_model_s = now
             log.info(
@@ -145,24 +142,18 @@ class LearnedLatencyEstimator:
         if self.service.model is None:
             self.fallback_answers += len(endpoints)
             return self.fallback.predict(request, endpoints)
-        n = len(endpoints)
-        columns = FeatureColumns(
-            values={
-                KV_CACHE_PERCENTAGE: np.array([e.kv_cache_percentage for e in endpoints]),
-                INPUT_TOKEN_LENGTH: np.full(n, float(request.input_tokens)),
-                NUM_REQUEST_WAITING: np.array([e.num_request_waiting for e in endpoints], float),
-                NUM_REQUEST_RUNNING: np.array([e.num_request_running for e in endpoints], float),
-                PREFILL_TOKENS_IN_FLIGHT: np.array(
-                    [e.prefill_tokens_in_flight for e in endpoints], float
-                ),
-                DECODE_TOKENS_IN_FLIGHT: np.array(
-                    [e.decode_tokens_in_flight for e in endpoints], float
-                ),
-                PREFIX_CACHE_SCORE: np.array([e.prefix_cache_score for e in endpoints]),
-                NUM_TOKENS_GENERATED: np.zeros(n),
+        columns = FeatureColumns.from_arrays(
+            {
+                KV_CACHE_PERCENTAGE: [e.kv_cache_percentage for e in endpoints],
+                INPUT_TOKEN_LENGTH: [request.input_tokens] * len(endpoints),
+                NUM_REQUEST_WAITING: [e.num_request_waiting for e in endpoints],
+                NUM_REQUEST_RUNNING: [e.num_request_running for e in endpoints],
+                PREFILL_TOKENS_IN_FLIGHT: [e.prefill_tokens_in_flight for e in endpoints],
+                DECODE_TOKENS_IN_FLIGHT: [e.decode_tokens_in_flight for e in endpoints],
+                PREFIX_CACHE_SCORE: [e.prefix_cache_score for e in endpoints],
             },
-            pod_type=np.array([PodType(e.pod_type).code for e in endpoints], dtype=np.int8),
-            accelerator=tuple(e.accelerator for e in endpoints),
+            pod_type=[e.pod_type for e in endpoints],
+            accelerator=[e.accelerator for e in endpoints],
         )
         batch = self.service.predict_columns(columns)
         out: list[tuple[float, float]] = []
@@ -182,7 +173,7 @@ class LearnedLatencyEstimator:
         return {
             "latency_model": "learned",
             "samples_posted": self.service.samples_added,
-            "trainings": self.trainings,
+            "trainings": sum(self.service.retrain_counts.values()),
             "first_model_s": None if self.first_model_s is None else round(self.first_model_s, 1),
             "learned_share": round(self.learned_answers / answers, 4) if answers else None,
         }

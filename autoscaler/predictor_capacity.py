@@ -69,7 +69,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -123,6 +123,9 @@ class PredictorError(Exception):
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+W = TypeVar("W", bound=_Wire)
 
 
 class NotReadyBody(_Wire):
@@ -200,10 +203,17 @@ class HttpPredictorClient:
             raise PredictorError(PredictorFault(reason), message) from None
 
     @staticmethod
-    def _check(resp: httpx.Response) -> None:
+    def _body(resp: httpx.Response, wire: type[W], what: str) -> W:
+        """The response as ``wire``, or the fault: an error status, or a body that is not one."""
         bad = status_fault(resp)
         if bad is not None:
             raise PredictorError(PredictorFault(bad[0]), bad[1])
+        try:
+            return wire.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise PredictorError(
+                PredictorFault.BAD_RESPONSE, f"not a {what} answer: {_first_error(exc)}"
+            ) from None
 
     def capacity(self, request: Mapping[str, object]) -> CapacityBody | NotReadyBody:
         resp = self._send("POST", "/capacity", request)
@@ -212,23 +222,10 @@ class HttpPredictorClient:
                 return _NotReadyAnswer.model_validate_json(resp.content).detail
             except ValidationError:
                 pass  # a 503 from something else (a proxy, an overloaded server)
-        self._check(resp)
-        try:
-            return CapacityBody.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise PredictorError(
-                PredictorFault.BAD_RESPONSE, f"not a capacity answer: {_first_error(exc)}"
-            ) from None
+        return self._body(resp, CapacityBody, "capacity")
 
     def status(self) -> StatusBody:
-        resp = self._send("GET", "/status", None)
-        self._check(resp)
-        try:
-            return StatusBody.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise PredictorError(
-                PredictorFault.BAD_RESPONSE, f"not a status answer: {_first_error(exc)}"
-            ) from None
+        return self._body(self._send("GET", "/status", None), StatusBody, "status")
 
     def close(self) -> None:
         self._http.close()

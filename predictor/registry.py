@@ -210,6 +210,18 @@ def read_metadata(root: Path, version: str) -> dict[str, Any]:
     return meta
 
 
+def load_version(root: Path, version: str, decode: Callable[[str, Path, dict[str, Any]], T]) -> T:
+    """Read one version's metadata and ``decode`` it; a metadata field that is missing or of
+    the wrong type becomes an :class:`ArtifactError` naming it, like every other refusal."""
+    meta = read_metadata(root, version)
+    try:
+        return decode(version, root / version, meta)
+    except ArtifactError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(version, f"malformed metadata ({type(exc).__name__}: {exc})") from exc
+
+
 def check_header(version: str, meta: Mapping[str, Any], expected_format: str) -> None:
     """Refuse another format or another LightGBM major version (:class:`ArtifactError`)."""
     if meta.get("format") != expected_format:
@@ -308,16 +320,7 @@ class ModelRegistry:
 
     def load(self, version: str) -> Artifact:
         """Load and verify one version; raise :class:`ArtifactError` if it cannot serve."""
-        path = self.root / version
-        meta = read_metadata(self.root, version)
-        try:
-            return self._decode(version, path, meta)
-        except ArtifactError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(
-                version, f"malformed metadata ({type(exc).__name__}: {exc})"
-            ) from exc
+        return load_version(self.root, version, self._decode)
 
     def _decode(self, version: str, path: Path, meta: dict[str, Any]) -> Artifact:
         check_header(version, meta, FORMAT)
@@ -393,6 +396,7 @@ __all__ = [
     "check_header",
     "file_entry",
     "list_versions",
+    "load_version",
     "prune_versions",
     "read_checked",
     "read_metadata",

@@ -48,9 +48,9 @@ from predictor.registry import (
     list_versions,
     load_boosters,
     load_newest,
+    load_version,
     prune_versions,
     read_checked,
-    read_metadata,
     write_version,
 )
 from predictor.window_models import (
@@ -202,15 +202,7 @@ class WindowModelRegistry:
 
     def load(self, version: str) -> WindowArtifact:
         """Load and verify one version; raise :class:`ArtifactError` if it cannot serve."""
-        meta = read_metadata(self.root, version)
-        try:
-            return self._decode(version, self.root / version, meta)
-        except ArtifactError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(
-                version, f"malformed metadata ({type(exc).__name__}: {exc})"
-            ) from exc
+        return load_version(self.root, version, self._decode)
 
     def _decode(self, version: str, path: Path, meta: Mapping[str, Any]) -> WindowArtifact:
         check_header(version, meta, WINDOW_FORMAT)
