@@ -55,7 +55,7 @@ from predictor.clock import FixedClock
 from predictor.features import NUMERIC_FEATURES
 from predictor.models import ModelConfig
 from predictor.prometheus_dataset import WindowDataset
-from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
+from predictor.prometheus_queries import WINDOW_FEATURES
 from predictor.service import PredictorService, ServiceConfig, TrainingEntry
 from predictor.synthetic import SYNTHETIC_ACCELERATORS, synthetic_samples
 from predictor.training import RetrainPolicy, TrainingConfig
@@ -75,6 +75,7 @@ from simulator.metrics.samples import (
 )
 from simulator.runner import run_scenario
 from simulator.scenario import Scenario
+from tests.window_data import window_features
 
 T0 = 1_700_000_000.0  # the run's second 0, as Unix time
 SCRAPE_S = 15.0
@@ -296,22 +297,15 @@ def _windows(per_accelerator: int) -> WindowDataset:
         ttft = 0.03 + np.log(10.0) * isl / (saturation * 1000.0) / (1 - rho)
         itl = 0.008 * (1 + 1.5 * rho)
         running = rate * (ttft + osl * itl)
-        columns = {
-            WindowField.REQUEST_RATE: rate,
-            WindowField.PROMPT_TOKENS_RATE: rate * isl,
-            WindowField.GENERATION_TOKENS_RATE: rate * osl,
-            WindowField.MEAN_INPUT_TOKENS: isl,
-            WindowField.MEAN_OUTPUT_TOKENS: osl,
-            WindowField.KV_CACHE_USAGE: np.minimum(running * isl / 400_000, 1.0),
-            WindowField.NUM_REQUESTS_RUNNING: running,
-            WindowField.NUM_REQUESTS_WAITING: rho**2 / (1 - rho),
-            WindowField.PREFIX_CACHE_HIT_RATIO: np.zeros(n),
-        }
+        columns = window_features(
+            rate, isl, osl, running=running, waiting=rho**2 / (1 - rho), kv_tokens=isl,
+            prefix=np.zeros(n),
+        )  # fmt: skip
         pods += [f"{name}-{i % 2}" for i in range(n)]
         accelerators += [name] * n
         ends.append(np.arange(n, dtype=np.float64) * SCRAPE_S)
-        for f in WINDOW_FEATURES:
-            features[f.value].append(columns[f])
+        for key, values in columns.items():
+            features[key].append(values)
         ttfts.append(ttft * rng.lognormal(0, 0.05, n))
         itls.append(itl * rng.lognormal(0, 0.03, n))
     return WindowDataset(

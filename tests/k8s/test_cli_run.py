@@ -5,30 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
 from autoscaler.cli import app
 from autoscaler.k8s.fake_apiserver import FakeApiServer, make_deployment
-from tests.k8s.world import NS, policy, pool
-
-
-def _kubeconfig(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": url}}],
-                "users": [{"name": "u", "user": {}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
+from tests.k8s.world import NS, policy, pool, write_kubeconfig
 
 
 def test_run_once_reconciles_and_reports(
@@ -42,7 +24,7 @@ def test_run_once_reconciles_and_reports(
             "run",
             "--once",
             "--kubeconfig",
-            str(_kubeconfig(tmp_path, fake.url)),
+            str(write_kubeconfig(tmp_path, fake.url)),
             "--lease-namespace",
             NS,
             "--identity",

@@ -23,7 +23,6 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
-import yaml
 from fastapi import FastAPI
 from kubernetes import client
 from prometheus_client import CollectorRegistry
@@ -46,13 +45,14 @@ from policies.types import DemandMix, PoolSnapshot, Role, SLOTarget
 from predictor.cli import build_service
 from predictor.clock import FixedClock
 from predictor.prometheus_dataset import WindowDataset
-from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
+from predictor.prometheus_queries import WindowField
 from predictor.service import PredictorService, ProfilePayload, ServiceConfig, create_app
 from predictor.window_models import fit_window_model
 from predictor.window_registry import WindowModelRegistry
 from tests.fault_server import Answer, FaultServer, serve_fault
 from tests.k8s.conftest import START
-from tests.k8s.world import CAPACITY, NS, World, policy, pool
+from tests.k8s.world import CAPACITY, NS, World, policy, pool, write_kubeconfig
+from tests.window_data import h100_pool_windows, window_features
 
 F = WindowField
 LOADED = START - 600.0  # the learned service loaded its window model 10 minutes before START
@@ -94,27 +94,11 @@ def _windows(n: int, seed: int) -> WindowDataset:
     ttft = 0.03 + np.log(10.0) / (mu * (1 - rho))
     itl = 0.008 * (1 + 1.5 * rho)
     running = rate * (ttft + osl * itl)
-    cols = {
-        F.REQUEST_RATE: rate,
-        F.PROMPT_TOKENS_RATE: rate * isl,
-        F.GENERATION_TOKENS_RATE: rate * osl,
-        F.MEAN_INPUT_TOKENS: isl,
-        F.MEAN_OUTPUT_TOKENS: osl,
-        F.KV_CACHE_USAGE: np.minimum(running * (isl + osl / 2) / 400_000, 1.0),
-        F.NUM_REQUESTS_RUNNING: running,
-        F.NUM_REQUESTS_WAITING: rho**2 / (1 - rho),
-        F.PREFIX_CACHE_HIT_RATIO: prefix,
-    }
-    return WindowDataset(
-        pod=tuple(f"h100-{i % 4}" for i in range(n)),
-        accelerator=("H100",) * n,
-        role=("aggregated",) * n,
-        window_end_s=np.arange(n, dtype=np.float64) * 15.0,
-        features={f.value: cols[f] for f in WINDOW_FEATURES},
-        ttft_s=ttft * rng.lognormal(0, 0.05, n),
-        itl_s=itl * rng.lognormal(0, 0.03, n),
-        window_s=60.0,
-    )
+    features = window_features(
+        rate, isl, osl, running=running, waiting=rho**2 / (1 - rho), kv_tokens=isl + osl / 2,
+        prefix=prefix,
+    )  # fmt: skip
+    return h100_pool_windows(features, ttft, itl, rng, accelerator="H100")
 
 
 class Served:
@@ -479,19 +463,7 @@ def test_run_once_asks_the_predictor_url(
     url, service = learned
     fake.store.put(make_deployment("a", NS, 2, {"app": "a"}))
     fake.store.put(policy("p", [pool("a")]))
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
-                "users": [{"name": "u", "user": {}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-                "current-context": "fake",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path, fake.url)
     before = _served(service, "/status")
     result = CliRunner().invoke(
         app,

@@ -31,7 +31,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
@@ -86,7 +85,7 @@ from simulator.metrics.samples import FamilySamples, LabelTuple, MetricsSource, 
 from simulator.runner import run_scenario
 from simulator.scenario import Scenario
 from tests.fault_server import Answer, FaultServer, serve_fault
-from tests.k8s.world import NS, World, policy, pool
+from tests.k8s.world import NS, World, policy, pool, write_kubeconfig
 from tests.prometheus_harness import (
     backfill,
     fake_traffic,
@@ -660,19 +659,7 @@ def test_run_once_reads_the_prometheus_url(
     server = fault_server(lambda _b: (503, b"overloaded"))
     fake.store.put(make_deployment("a", NS, 2, {"app": "a"}))
     fake.store.put(policy("p", [pool("a")]))
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
-                "users": [{"name": "u", "user": {}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-                "current-context": "fake",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path, fake.url)
     result = CliRunner().invoke(
         app,
         [

@@ -4,8 +4,10 @@ an in-memory metrics source and fixed capacity (H100: 4 rps per replica, L40S: 2
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 from autoscaler.clock import VirtualClock
@@ -122,3 +124,21 @@ class World:
 
     def events(self) -> list[Any]:
         return list(client.CoreV1Api(self.api).list_namespaced_event(NS).items)
+
+
+def write_kubeconfig(tmp_path: Path, url: str) -> Path:
+    """A kubeconfig in ``tmp_path`` whose only context points at the fake API server ``url``."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": url}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path

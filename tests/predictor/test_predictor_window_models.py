@@ -31,6 +31,7 @@ from predictor.window_models import (
     fit_window_model,
 )
 from predictor.window_registry import WindowModelRegistry
+from tests.window_data import window_features
 
 F = WindowField
 SATURATION = {"h100": 30.0, "a100": 15.0}  # req/s per pod at ISL 1000 (toy M/M/1 pods)
@@ -61,19 +62,12 @@ def windows(
         prefix = rng.uniform(0, 0.3, n)
         rho, ttft, itl = _truth(acc, rate, isl, prefix)
         running = rate * (ttft + osl * itl)
-        cols = {
-            F.REQUEST_RATE: rate,
-            F.PROMPT_TOKENS_RATE: rate * isl,
-            F.GENERATION_TOKENS_RATE: rate * osl,
-            F.MEAN_INPUT_TOKENS: isl,
-            F.MEAN_OUTPUT_TOKENS: osl,
-            F.KV_CACHE_USAGE: np.minimum(running * (isl + osl / 2) / 400_000, 1.0),
-            F.NUM_REQUESTS_RUNNING: running,
-            F.NUM_REQUESTS_WAITING: rho**2 / (1 - rho),
-            F.PREFIX_CACHE_HIT_RATIO: prefix,
-        }
-        for f in WINDOW_FEATURES:
-            parts[f.value].append(cols[f])
+        cols = window_features(
+            rate, isl, osl, running=running, waiting=rho**2 / (1 - rho),
+            kv_tokens=isl + osl / 2, prefix=prefix,
+        )  # fmt: skip
+        for name, values in cols.items():
+            parts[name].append(values)
         ttft_all.append(ttft * rng.lognormal(0, 0.05, n))
         itl_all.append(itl * rng.lognormal(0, 0.03, n))
         acc_all += [acc] * n

@@ -23,7 +23,6 @@ from predictor.prometheus_dataset import (
     TemporaryPrometheusError,
     WindowDataset,
 )
-from predictor.prometheus_queries import WINDOW_FEATURES, WindowField
 from predictor.service import PredictorService, ServiceConfig, create_app
 from predictor.window_models import WindowModelConfig
 from predictor.window_registry import WindowModelRegistry
@@ -37,6 +36,7 @@ from predictor.window_training import (
     window_training_due,
 )
 from tests.prometheus_harness import free_port
+from tests.window_data import h100_pool_windows, window_features
 
 T0 = 1_700_000_000.0
 POLICY = WindowTrainingPolicy(every_s=3600.0, lookback_s=21600.0, retry_s=300.0)
@@ -99,27 +99,11 @@ def h100_windows(n: int, seed: int = 2) -> WindowDataset:
     ttft = 0.03 + np.log(10.0) * isl / 30_000.0 / (1 - np.minimum(rho, 0.98))
     itl = 0.008 * (1 + 1.5 * np.minimum(rho, 0.98))
     running = rate * (ttft + osl * itl)
-    columns = {
-        WindowField.REQUEST_RATE: rate,
-        WindowField.PROMPT_TOKENS_RATE: rate * isl,
-        WindowField.GENERATION_TOKENS_RATE: rate * osl,
-        WindowField.MEAN_INPUT_TOKENS: isl,
-        WindowField.MEAN_OUTPUT_TOKENS: osl,
-        WindowField.KV_CACHE_USAGE: np.minimum(running * isl / 400_000, 1.0),
-        WindowField.NUM_REQUESTS_RUNNING: running,
-        WindowField.NUM_REQUESTS_WAITING: rho**2 / (1 - np.minimum(rho, 0.98)),
-        WindowField.PREFIX_CACHE_HIT_RATIO: np.zeros(n),
-    }
-    return WindowDataset(
-        pod=tuple(f"h100-{i % 4}" for i in range(n)),
-        accelerator=("h100",) * n,
-        role=("aggregated",) * n,
-        window_end_s=np.arange(n, dtype=np.float64) * 15.0,
-        features={f.value: columns[f] for f in WINDOW_FEATURES},
-        ttft_s=ttft * rng.lognormal(0, 0.05, n),
-        itl_s=itl * rng.lognormal(0, 0.03, n),
-        window_s=60.0,
-    )
+    features = window_features(
+        rate, isl, osl, running=running, waiting=rho**2 / (1 - np.minimum(rho, 0.98)),
+        kv_tokens=isl, prefix=np.zeros(n),
+    )  # fmt: skip
+    return h100_pool_windows(features, ttft, itl, rng)
 
 
 @pytest.fixture(scope="module")
