@@ -25,7 +25,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoscaler.bench import MELANGE_TARGET, PolicyRow, acceptance, melange_pools, restrict
+from autoscaler.bench import (
+    MELANGE_TARGET,
+    PolicyRow,
+    acceptance,
+    melange_pools,
+    policy_rows,
+    restrict,
+)
 from autoscaler.logging import configure
 from autoscaler.policies import build_scorer, prepare_policy
 from simulator.runner import build_trace, run_scenario
@@ -79,25 +86,10 @@ def grid(base: Scenario, headrooms: Sequence[float]) -> list[Config]:
 
 
 def rows(scenario: str, runs: Sequence[dict[str, Any]]) -> list[PolicyRow]:
-    by: dict[str, list[dict[str, Any]]] = {}
-    for r in runs:
-        by.setdefault(r["config"], []).append(r)
-    out = []
-    for name, rs in by.items():
-        att = [r["slo_attainment"] for r in rs]
-        out.append(
-            PolicyRow(
-                scenario=scenario,
-                policy=name,
-                attainment=sum(att) / len(att),
-                attainment_min=min(att),
-                gpu_hours=sum(r["gpu_hours"] for r in rs) / len(rs),
-                cost=sum(r["cost"] for r in rs) / len(rs),
-                oracle_ratio=None,
-                seeds=len(rs),
-            )
-        )
-    return out
+    """The bench's per-policy means over seeds, one row per configuration."""
+    return policy_rows(
+        [{"summary": {**r, "scenario": scenario, "policy": r["config"]}} for r in runs]
+    )
 
 
 def main() -> None:
