@@ -214,7 +214,7 @@ class ProfileCapacityModel:
 
     def observe_requests(self, model: str, requests: Iterable[tuple[int, int]], now: float) -> None:
         """Record finished requests' (input tokens, output tokens)."""
-        recent = self._recent.setdefault(model, deque(maxlen=4 * SAMPLE_SIZE))
+        recent = self._recent.setdefault(model, deque(maxlen=RECENT_REQUESTS))
         recent.extend(requests)
         made = self._samples.get(model)
         if len(recent) >= MIN_SAMPLES and (made is None or now - made[0] >= RESAMPLE_EVERY_S):
