@@ -10,10 +10,16 @@ the SLO, aiming at the target's midpoint (0.9925 for a 0.99 target):
   trouble is over);
 * lean in by ``UP`` when the averaged attainment meets the aim
   and the pool ran busy enough for its windows to say something about capacity; below the
-  profile's own estimate (scale < 1) it recovers whenever the budget allows, busy or not.
+  profile's own estimate (scale < 1) it recovers whenever the budget allows, busy or not;
+* forgive a back-off (scale < 1 → 1) when the profile's own capacity falls by more than
+  ``SHIFT`` in one tick: the demand's shape changed (longer prompts, say), the misses of the
+  transition were the old shape's capacity meeting the new demand, and the profile now prices
+  that in — keeping the back-off as well would count the shift twice.
 
 Example: 3,000 requests with 9 misses (0.997) at 60 % of estimated capacity → scale × 1.01 this
-tick; a window with 12 misses in 1,000 (0.988) → scale × 0.95.
+tick; a window with 12 misses in 1,000 (0.988) → scale × 0.95. After five such windows the scale
+is 0.77; if the profile then answers 16.5 req/s per replica where it answered 33 (mean prompt
+318 → 808 tokens on `hetero-llama8b`), the scale returns to 1 and capacity is 16.5, not 12.7.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ DOWN = 0.05
 MIN_SCALE, MAX_SCALE = 0.5, 2.0
 MIN_FINISHED = 200.0  # weighted requests needed before the budget leans in
 MIN_WINDOW = 50  # requests a single window needs before it can make the budget back off
+SHIFT = 0.25  # a drop of the profile's capacity in one tick that forgives a back-off
 BUSY = 0.5  # leaning in only from windows where load reached this share of capacity
 
 
@@ -64,20 +71,26 @@ def update_budget(
     now: float,
     utilization: float,
     tick_s: float,
+    capacity: float = 0.0,
 ) -> BudgetState:
-    """Fold this tick's window into the budget and move the scale (idempotent per ``now``)."""
+    """Fold this tick's window into the budget and move the scale (idempotent per ``now``).
+
+    ``capacity`` is what the profile answers this tick (per replica, summed over the model's
+    first-hop pools), unscaled; it is kept to see the next tick's shift."""
     if now <= prev.last_t:
         return prev
+    scale = prev.scale
+    if scale < 1.0 and capacity < (1.0 - SHIFT) * prev.capacity:
+        scale = 1.0
     seen = observed(pools)
     if seen is None:
-        return BudgetState(prev.scale, prev.finished, prev.misses, now)
+        return BudgetState(scale, prev.finished, prev.misses, now, capacity)
     finished, misses = seen
     decay = math.exp(-math.log(2) * tick_s / HALF_LIFE_S)
     # windows overlap across ticks; weight each by the share of it that is new
     share = min(1.0, tick_s / max(tick_s, _window(pools)))
     f = prev.finished * decay + finished * share
     m = prev.misses * decay + misses * share
-    scale = prev.scale
     aim = slo.attainment + 0.25 * (1.0 - slo.attainment)
     spending_now = finished >= MIN_WINDOW and 1.0 - misses / finished < aim
     if f >= MIN_FINISHED and 1.0 - m / f < aim and spending_now:
@@ -87,7 +100,7 @@ def update_budget(
             scale *= 1.0 + UP
         elif scale < 1.0:
             scale = min(1.0, scale * (1.0 + UP))  # back towards the profile, busy or not
-    return BudgetState(min(MAX_SCALE, max(MIN_SCALE, scale)), f, m, now)
+    return BudgetState(min(MAX_SCALE, max(MIN_SCALE, scale)), f, m, now, capacity)
 
 
 def _window(pools: Sequence[PoolSnapshot]) -> float:

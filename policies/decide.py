@@ -373,7 +373,8 @@ def decide(
             prev_budget = budgets.get(model_name, BudgetState())
             ready_cap = sum(p.ready * caps[p.name].rps for p in pools if p.role != "decode")
             used = ms.arrival_rps / (ready_cap * prev_budget.scale) if ready_cap > 0 else 0.0
-            budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s)
+            per_replica = sum(caps[p.name].rps for p in pools if p.role != "decode")
+            budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s, per_replica)
             budgets[model_name] = budget
             caps = {name: replace(c, rps=c.rps * budget.scale) for name, c in caps.items()}
         served_now = math.inf

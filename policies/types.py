@@ -158,6 +158,7 @@ class BudgetState:
     finished: float = 0.0
     misses: float = 0.0
     last_t: float = -1.0
+    capacity: float = 0.0  # the profile's per-replica capacity it last scaled (summed over pools)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -148,6 +149,24 @@ def test_budget_leans_in_when_attainment_is_high_and_backs_off_when_low() -> Non
     down = update_budget(bad, [pool_with(window(600, 30))], SLO, 15.0, utilization=0.8, tick_s=15)
     assert down.scale < 1.0
     assert update_budget(down, [pool_with(window(600, 30))], SLO, 15.0, 0.8, 15) == down
+
+
+def test_budget_forgives_a_back_off_when_the_profile_prices_in_a_shape_shift() -> None:
+    backed_off = BudgetState(scale=0.77, finished=10_000, misses=10, last_t=0.0, capacity=33.0)
+    windows = [pool_with(window(600, 0))]
+    halved = update_budget(backed_off, windows, SLO, 15.0, 0.2, 15, capacity=16.5)
+    assert halved.scale == 1.0  # back to the profile (an idle window adds no lean-in)
+    assert halved.capacity == 16.5
+    # a smaller drop is not a shift; the back-off stays (and recovers by UP at most)
+    small = update_budget(backed_off, windows, SLO, 15.0, 0.8, 15, capacity=26.0)
+    assert small.scale == pytest.approx(0.77 * 1.01)
+    # a lean-in is not forgiven: the shift is only ever counted once, by the profile
+    leaned = replace(backed_off, scale=1.6)
+    assert update_budget(leaned, windows, SLO, 15.0, 0.8, 15, capacity=16.5).scale > 1.6
+    # missing windows still forgive, and remember the capacity they saw
+    no_misses = [pool_with(replace(window(600, 0), ttft_misses=None))]
+    blind = update_budget(backed_off, no_misses, SLO, 15.0, 0.8, 15, capacity=16.5)
+    assert (blind.scale, blind.capacity) == (1.0, 16.5)
 
 
 def endpoint(
