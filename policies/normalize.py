@@ -8,7 +8,9 @@ Stabilization follows HPA: scaling down uses the highest recommendation of the l
 ``scale_down_window_s`` (default 300 s), scaling up the lowest of the last ``scale_up_window_s``
 (default 0 s). Example: recommendations 6, 4, 3 over the last five minutes and current 6 → the
 pool stays at 6 until the 6 leaves the window. Scale-up is limited to ``max(current + 4,
-current·2)`` per tick (HPA's default policies).
+current·2)`` per tick (HPA's default policies). The one exception to the scale-down window is a
+pool proven idle for ``idle_before_zero_s`` whose recommendation is zero: that proof is the wait
+before zero, as KEDA's cooldown is, and the window does not add its 300 s to it.
 """
 
 from __future__ import annotations
@@ -35,9 +37,25 @@ class StageInput:
     queued: int  # requests waiting at the gateway for this pool's model
 
 
+def proven_idle(x: StageInput) -> bool:
+    """The pool may go to zero: observed idle (no demand, nothing running, nothing queued) for at
+    least ``idle_before_zero_s`` without a break."""
+    since = x.state.idle_since
+    return (
+        x.limits.scale_to_zero
+        and x.idle
+        and since is not None
+        and x.now - since >= x.config.idle_before_zero_s
+    )
+
+
 def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
     cfg = x.config
     history = [(t, r) for t, r in x.state.history]
+    if replicas == 0 and proven_idle(x):
+        # the idleness proof is the wait before zero (KEDA's cooldown): a recommendation of
+        # zero is not held again by the scale-down window, which the proof already outlasts
+        return 0, Reason.Unchanged, ""
     if replicas < x.current and cfg.scale_down_window_s > 0:
         window = [r for t, r in history if t > x.now - cfg.scale_down_window_s] + [replicas]
         held = min(max(window), x.current)
@@ -113,7 +131,7 @@ def scale_to_zero(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
     if not x.idle or since is None:
         return 1, Reason.KeepWarm, "no positive evidence of idleness"
     idle_for = x.now - since
-    if idle_for < x.config.idle_before_zero_s:
+    if not proven_idle(x):
         return (
             1,
             Reason.KeepWarm,

@@ -223,6 +223,28 @@ def test_scale_to_zero_needs_positive_idleness_for_the_configured_time() -> None
     assert decision.replicas()["a"] >= 1
 
 
+def test_proven_idleness_is_the_only_wait_before_zero() -> None:
+    """Zero comes ``idle_before_zero_s`` after the demand stopped, not a scale-down window later;
+    a pool that is not proven idle is still held by the window."""
+    cfg = config(idle_before_zero_s=600.0, scale_down_window_s=300.0)
+    state, current, zero_at = PolicyState(), 3, None
+    for t in range(0, 1800, 15):
+        demand = 2.5 if t < 300 else 0.0
+        snap = ClusterSnapshot(
+            pools=(pool("b", "l40s", current, demand),),
+            models=(ModelSnapshot("m", demand, 0),),
+            capacity=FixedCapacity({"b": 1.0}),
+        )
+        decision, state, _ = decide(snap, state, cfg, float(t))
+        current = decision.replicas()["b"]
+        if current == 0 and zero_at is None:
+            zero_at = t
+        if t < 300 + 600:
+            assert current >= 1, t
+    assert zero_at == 300 + 600
+    assert state.pools["b"].idle_since == 300.0
+
+
 def test_wake_up_on_queued_requests() -> None:
     cfg = config()
     decision, _, _ = decide(snapshot(0.0, 1, 0, queued=3), PolicyState(), cfg, 0.0)
