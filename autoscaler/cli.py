@@ -259,8 +259,9 @@ def explain(
     """Explain why each pool had its size at a moment of a simulated run.
 
     Replays the scenario up to ``--at`` and prints, per pool, the decision of the last tick at or
-    before that time: demand forecast, capacity per replica at the SLO, the recommendation, every
-    normalization stage with its reason, and the predicted p90 latency against the SLO.
+    before that time: demand forecast, capacity per replica at the SLO and the error budget's
+    factor in it, the recommendation, every normalization stage with its reason, and the
+    predicted p90 latency against the SLO.
     """
     configure("warning")
     from simulator.runner import build_trace, run_scenario
@@ -292,6 +293,9 @@ def explain(
             table.add_row(
                 "capacity per replica",
                 f"{d.capacity_rps:.2f} req/s at the SLO ({d.capacity_source})",
+            )
+            table.add_row(
+                "error budget", f"capacity ×{d.capacity_scale:.2f} (learned from SLO attainment)"
             )
         table.add_row("replicas", f"{d.current} → recommended {d.raw} → {d.replicas}")
         for stage in d.stages:

@@ -71,6 +71,7 @@ def decision_fields(d: PoolDecision) -> dict[str, object]:
         "demand_rps": None if d.demand_rps is None else round(d.demand_rps, 3),
         "capacity_rps": None if d.capacity_rps is None else round(d.capacity_rps, 3),
         "capacity_source": d.capacity_source,
+        "capacity_scale": round(d.capacity_scale, 3),
         "predicted_ttft_p90_s": d.predicted_ttft_p90_s,
         "predicted_tpot_p90_s": d.predicted_tpot_p90_s,
         "slo_ttft_s": d.slo_ttft_s,

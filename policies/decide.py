@@ -239,6 +239,7 @@ def _pool_decision(
     snapshot: ClusterSnapshot,
     config: PolicyConfig,
     now: float,
+    scale: float,
 ) -> tuple[PoolDecision, PoolState]:
     """Normalize one pool's recommendation and describe the outcome."""
     if prev is None:
@@ -301,6 +302,7 @@ def _pool_decision(
         slo_ttft_s=slo.ttft_s,
         slo_tpot_s=slo.tpot_s,
         stages=stages,
+        capacity_scale=scale,
     )
     return decision, PoolState(history=_remember(prev, now, raw, config), idle_since=idle_since)
 
@@ -369,6 +371,7 @@ def decide(
             )
         mixes[model_name] = mix
         caps = {p.name: snapshot.capacity.capacity(p, mix, slo) for p in pools}
+        scale = 1.0
         if config.learn_from_attainment:
             prev_budget = budgets.get(model_name, BudgetState())
             ready_cap = sum(p.ready * caps[p.name].rps for p in pools if p.role != "decode")
@@ -376,6 +379,7 @@ def decide(
             per_replica = sum(caps[p.name].rps for p in pools if p.role != "decode")
             budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s, per_replica)
             budgets[model_name] = budget
+            scale = budget.scale
             caps = {name: replace(c, rps=c.rps * budget.scale) for name, c in caps.items()}
         served_now = math.inf
         model_weights: dict[str, float] = {}
@@ -404,6 +408,7 @@ def decide(
                     snapshot=snapshot,
                     config=config,
                     now=now,
+                    scale=scale,
                 )
                 decisions.append(decision)
                 claimed[p.accelerator] = (

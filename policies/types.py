@@ -206,6 +206,7 @@ class PoolDecision:
     slo_ttft_s: float
     slo_tpot_s: float
     stages: tuple[Stage, ...] = ()
+    capacity_scale: float = 1.0  # the error budget's factor, included in capacity_rps
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,7 +198,8 @@ def test_openmetrics_file_loads_into_a_prometheus_tsdb(tmp_path: Path) -> None:
 def test_explain_prints_every_stage_of_a_decision() -> None:
     r = runner.invoke(app, ["explain", "--scenario", "azure-conv-h100", "--at", "300"])
     assert r.exit_code == 0, r.output
-    for word in ("demand", "capacity per replica", "stabilization", "gpu-budget", "reason"):
+    words = ("demand", "capacity per replica", "error budget", "stabilization", "gpu-budget")
+    for word in (*words, "reason"):
         assert word in r.output
     r = runner.invoke(app, ["explain", "--policy", "static"])
     assert r.exit_code == 2

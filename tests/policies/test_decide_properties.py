@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.decide import decide
 from policies.reasons import Reason
 from policies.types import (
+    BudgetState,
     Capacity,
     ClusterSnapshot,
     DemandMix,
@@ -243,6 +245,16 @@ def test_proven_idleness_is_the_only_wait_before_zero() -> None:
             assert current >= 1, t
     assert zero_at == 300 + 600
     assert state.pools["b"].idle_since == 300.0
+
+
+def test_every_decision_says_how_much_of_its_capacity_the_error_budget_gave() -> None:
+    leaned = PolicyState(budgets={"m": BudgetState(scale=1.5, last_t=100.0)})
+    decision, _, _ = decide(snapshot(6.0, 3, 2), leaned, config(), 100.0)
+    assert [p.capacity_scale for p in decision.pools] == [1.5, 1.5]
+    assert decision.pools[0].capacity_rps == pytest.approx(2.0 * 1.5)
+    off, _, _ = decide(snapshot(6.0, 3, 2), leaned, config(learn_from_attainment=False), 100.0)
+    assert [p.capacity_scale for p in off.pools] == [1.0, 1.0]
+    assert off.pools[0].capacity_rps == pytest.approx(2.0)
 
 
 def test_wake_up_on_queued_requests() -> None:
