@@ -292,6 +292,9 @@ class PoolStatus(_Model):
         None, alias="predictedTPOTP90Ms", description="predicted p90 TPOT at desired, ms"
     )
     capacity_rps: float | None = Field(None, description="requests/s one replica serves at SLO")
+    capacity_scale: float | None = Field(
+        None, description="the error budget's factor in capacityRps, learned from attainment"
+    )
     demand_rps: float | None = Field(None, description="upper forecast of demand, requests/s")
     routing_weight: float | None = Field(None, ge=0, le=1, description="share of the route")
 

@@ -612,6 +612,7 @@ class Controller:
                     "predictedTTFTP90Ms": _ms(d.predicted_ttft_p90_s),
                     "predictedTPOTP90Ms": _ms(d.predicted_tpot_p90_s),
                     "capacityRps": _finite(d.capacity_rps),
+                    "capacityScale": _finite(d.capacity_scale),
                     "demandRps": _finite(d.demand_rps),
                     "routingWeight": _finite(shares.get(d.pool)),
                 }

@@ -35,6 +35,7 @@ def test_direct_mode_scales_up_and_down_with_events_and_status(world: World) -> 
     (a,) = status["pools"]
     assert (a["currentReplicas"], a["desiredReplicas"], a["reason"]) == (2, 6, "DemandForecast")
     assert a["capacityRps"] == pytest.approx(4.0)
+    assert a["capacityScale"] == 1.0  # nothing attained yet, nothing learned from it
     assert 0 < a["predictedTTFTP90Ms"] < 500
     assert world.condition("p", "Ready")["status"] == "True"
     assert world.condition("p", "ModelReady")["status"] == "True"
