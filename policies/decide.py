@@ -380,7 +380,7 @@ def decide(
             budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s, per_replica)
             budgets[model_name] = budget
             scale = budget.scale
-            caps = {name: replace(c, rps=c.rps * budget.scale) for name, c in caps.items()}
+            caps = {name: replace(c, rps=c.rps * scale) for name, c in caps.items()}
         served_now = math.inf
         model_weights: dict[str, float] = {}
         for group in _groups(pools):
