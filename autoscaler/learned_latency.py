@@ -57,8 +57,8 @@ log = get_logger("sloscaler.learned_latency")
 
 #: Completed requests per posted batch (llm-d's endpoint picker batches its training posts too).
 POST_EVERY = 64
-#: The numeric columns of a posted sample, in the order :meth:`LearnedLatencyEstimator.observe`
-#: queues them (then TTFT ms, TPOT ms, completion time): llm-d's, less the tokens generated (0)
+#: The numeric columns of a posted sample (followed in the queued rows by TTFT ms, TPOT ms and
+#: the completion time): llm-d's, less the tokens generated (0)
 SAMPLE_FEATURES = tuple(n for n in NUMERIC_FEATURES if n != NUM_TOKENS_GENERATED)
 
 
@@ -98,16 +98,10 @@ class LearnedLatencyEstimator:
         kind = self.pools.get(sample.pool)
         if kind is None or kind.role != "aggregated" or not sample.features:
             return
-        f = sample.features
+        routed = {**sample.features, INPUT_TOKEN_LENGTH: sample.input_tokens}
         self._pending.append(
             (
-                f["kv_cache_percentage"],
-                sample.input_tokens,
-                f["num_request_waiting"],
-                f["num_request_running"],
-                f.get("prefill_tokens_in_flight", 0.0),
-                f.get("decode_tokens_in_flight", 0.0),
-                f["prefix_cache_score"],
+                *(float(routed.get(name, 0.0)) for name in SAMPLE_FEATURES),
                 sample.ttft_s * 1000.0,
                 sample.tpot_s * 1000.0 if sample.output_tokens > 1 else math.nan,
                 now,

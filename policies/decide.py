@@ -374,9 +374,10 @@ def decide(
         scale = 1.0
         if config.learn_from_attainment:
             prev_budget = budgets.get(model_name, BudgetState())
-            ready_cap = sum(p.ready * caps[p.name].rps for p in pools if p.role != "decode")
+            first_hop = [p for p in pools if p.role != "decode"]
+            ready_cap = sum(p.ready * caps[p.name].rps for p in first_hop)
             used = ms.arrival_rps / (ready_cap * prev_budget.scale) if ready_cap > 0 else 0.0
-            per_replica = sum(caps[p.name].rps for p in pools if p.role != "decode")
+            per_replica = sum(caps[p.name].rps for p in first_hop)
             budget = update_budget(prev_budget, pools, slo, now, used, config.tick_s, per_replica)
             budgets[model_name] = budget
             scale = budget.scale
