@@ -276,6 +276,13 @@ class Condition(_Model):
     message: str = Field(max_length=32768, description="human-readable detail")
 
 
+class Recommendation(_Model):
+    """One raw recommendation inside a pool's stabilization windows."""
+
+    time: str = Field(json_schema_extra={"format": "date-time"}, description="when it was made")
+    replicas: int = Field(ge=0, description="replicas recommended before normalization")
+
+
 class PoolStatus(_Model):
     """What the controller saw and decided for one pool at its last tick."""
 
@@ -297,6 +304,13 @@ class PoolStatus(_Model):
     )
     demand_rps: float | None = Field(None, description="upper forecast of demand, requests/s")
     routing_weight: float | None = Field(None, ge=0, le=1, description="share of the route")
+    recommendations: list[Recommendation] = Field(
+        default_factory=list,
+        description=(
+            "each distinct recommendation's latest time within the stabilization windows; "
+            "a new leader restores them, so a restart does not shorten a window"
+        ),
+    )
 
 
 class SLOPolicyStatus(_Model):

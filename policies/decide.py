@@ -243,9 +243,13 @@ def _pool_decision(
 ) -> tuple[PoolDecision, PoolState]:
     """Normalize one pool's recommendation and describe the outcome."""
     if prev is None:
-        # a pool seen for the first time: its current size counts as a recommendation, so a
-        # restarted controller does not scale down before a stabilization window has passed
-        prev = PoolState(history=((now - config.tick_s, p.replicas),))
+        # a pool seen for the first time keeps its current size until the loop has watched its
+        # demand for one start-up horizon: capacity taken away before then could not come back
+        # in time if the first windows undershot (a restarted controller restores its history
+        # from the status instead; see autoscaler.k8s.controller)
+        window = config.scale_down_window_s
+        held_for = min(p.startup_s + config.tick_s, window - config.tick_s)
+        prev = PoolState(history=((now - window + held_for, p.replicas),))
     idle = (  # positive evidence only: a pool without a window is not known to be idle
         model.arrival_rps is not None
         and model.arrival_rps <= 0
@@ -338,10 +342,11 @@ def decide(
                 claimed[p.accelerator] = (
                     claimed.get(p.accelerator, 0) + p.replicas * p.gpus_per_replica
                 )
-                prev = pool_states.get(p.name, PoolState())
-                pool_states[p.name] = replace(
-                    prev, history=_remember(prev, now, p.replicas, config)
-                )
+                prev = pool_states.get(p.name)
+                if prev is not None:
+                    pool_states[p.name] = replace(
+                        prev, history=_remember(prev, now, p.replicas, config)
+                    )
             admit[model_name] = True
             continue
         prev_fc = forecasts.get(model_name)

@@ -4,7 +4,10 @@ Why this shape (controller-runtime's reconcile, HPA's loop): each tick re-reads 
 policies, each pool's ``scale`` subresource, the pods' readiness — builds a snapshot, runs the
 same pure decision core the simulator runs (``policies.decide``, one policy state per
 SLOPolicy), and writes *absolute* targets. Nothing depends on having seen the previous event, so
-a restarted or newly elected controller converges from the cluster alone.
+a restarted or newly elected controller converges from the cluster alone. The one piece of
+decision state that must outlive a leader — each pool's recommendations inside its stabilization
+windows — is written to the status every tick and read back by a controller that has not seen
+the policy before, so a restart does not shorten a scale-down window.
 
 Per policy, in order:
 
@@ -63,7 +66,7 @@ from autoscaler.k8s.sources import (
     PolicyRef,
     PoolRef,
 )
-from autoscaler.k8s.timestamps import rfc3339
+from autoscaler.k8s.timestamps import parse_rfc3339, rfc3339
 from autoscaler.logging import get_logger
 from autoscaler.loop import decision_fields
 from policies.decide import decide
@@ -77,6 +80,7 @@ from policies.types import (
     PoolDecision,
     PoolLimits,
     PoolSnapshot,
+    PoolState,
     SLOTarget,
 )
 
@@ -441,7 +445,8 @@ class Controller:
             else ()
         )
         snapshot = ClusterSnapshot(pools, models, model)
-        decision, state, _diag = decide(snapshot, self.states.get(key, PolicyState()), config, now)
+        prior = self.states.get(key) or restored_state(w.raw, [p.name for p in spec.pools])
+        decision, state, _diag = decide(snapshot, prior, config, now)
         # after the decision: the status describes the capacity answers it used
         model_status = self.capacity.model_status(w.ref)
         self.states[key] = state
@@ -468,7 +473,7 @@ class Controller:
                     self.sink.error(e.kind)
                     failures.append(str(e))
         self.sink.model(w.ref, model_status)
-        status = self._status(w, decision, obs, model_status, failures, now)
+        status = self._status(w, decision, state, obs, model_status, failures, now)
         self._write_status(w, status, report)
 
     def _log_decision(
@@ -591,6 +596,7 @@ class Controller:
         self,
         w: _Work,
         decision: Decision,
+        state: PolicyState,
         obs: PolicyObservation | None,
         model_status: ModelStatus,
         failures: list[str],
@@ -615,6 +621,7 @@ class Controller:
                     "capacityScale": _finite(d.capacity_scale),
                     "demandRps": _finite(d.demand_rps),
                     "routingWeight": _finite(shares.get(d.pool)),
+                    "recommendations": persisted_history(state.pools.get(d.pool)),
                 }
             )
         conds = list((w.raw.get("status") or {}).get("conditions") or ())
@@ -878,3 +885,47 @@ def _finite(x: float | None) -> float | None:
 
 def _ms(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(x * 1000, 3)
+
+
+def persisted_history(state: PoolState | None) -> list[Obj]:
+    """A pool's stabilization history for its status: each recommendation's latest time.
+
+    Stabilization reads only the highest and the lowest recommendation after ``now - window``,
+    so keeping the latest time of each distinct value answers every later window as the whole
+    history would, in at most ``maxReplicas + 1`` entries. Example: (0 s, 6), (15 s, 4),
+    (30 s, 6), (45 s, 3) is written as (15 s, 4), (30 s, 6), (45 s, 3); at 320 s a 300 s window
+    holds {6, 3} from either.
+    """
+    latest: dict[int, float] = {}
+    for t, r in state.history if state is not None else ():
+        latest[r] = max(t, latest.get(r, t))
+    return [
+        {"time": rfc3339(t, micro=True), "replicas": r}
+        for t, r in sorted((t, r) for r, t in latest.items())
+    ]
+
+
+def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
+    """The recommendation history a previous leader wrote into ``raw``'s status.
+
+    Read once, by a controller that has not seen the policy before; a pool with no entries (a
+    new policy, a new pool) starts with an empty history, as HPA does. Entries that do not
+    parse (a hand-edited status) are dropped for that pool, never fatal.
+    """
+    restored: dict[str, PoolState] = {}
+    for entry in (raw.get("status") or {}).get("pools") or ():
+        name = entry.get("name")
+        if name not in pools:
+            continue
+        try:
+            history = tuple(
+                sorted(
+                    (parse_rfc3339(r["time"]), int(r["replicas"]))
+                    for r in entry.get("recommendations") or ()
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if history:
+            restored[name] = PoolState(history=history)
+    return PolicyState(pools=restored)

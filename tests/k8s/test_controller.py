@@ -9,9 +9,11 @@ import pytest
 from kubernetes import client
 
 from autoscaler.clock import VirtualClock
+from autoscaler.k8s.controller import persisted_history, restored_state
 from autoscaler.k8s.fake_apiserver import FakeApiServer
 from autoscaler.k8s.fake_crds import leaderworkerset
-from tests.k8s.world import NS, World, policy, pool
+from policies.types import PoolState
+from tests.k8s.world import NS, G, P, V, World, policy, pool
 
 
 @pytest.fixture
@@ -55,6 +57,40 @@ def test_direct_mode_scales_up_and_down_with_events_and_status(world: World) -> 
     world.tick()
     assert len(_scale_writes(world.fake)) == n_scale
     assert len(world.events()) == n_events
+
+
+@pytest.mark.parametrize("status_kept", [True, False])
+def test_a_new_leader_restores_the_scale_down_window_from_the_status(
+    world: World, status_kept: bool
+) -> None:
+    """Demand drops, then the controller restarts: the successor reads the recommendations its
+    predecessor wrote to the status and holds the pool until 300 s after the last high one. With
+    the recommendations gone (a status edited away) it holds only its first look's start-up
+    horizon (120 s + one tick) — the case the status prevents."""
+    world.deploy("a", 2)
+    behavior = {"scaleDownStabilizationSeconds": 300}
+    world.create(policy("p", [pool("a")], behavior=behavior))
+    world.demand("p", 20.0, a=2)
+    world.tick()  # t = 0: 20 rps / (4 × 0.9) → 6
+    assert world.replicas("a") == 6
+    recs = world.status("p")["pools"][0]["recommendations"]
+    assert [r["replicas"] for r in recs] == [2, 6]  # the first look's hold, the recommendation
+    if not status_kept:
+        obj = world.custom.get_namespaced_custom_object(G, V, NS, P, "p")
+        obj["status"]["pools"][0]["recommendations"] = []
+        world.custom.replace_namespaced_custom_object_status(G, V, NS, P, "p", obj)
+    world.restart()
+    world.demand("p", 1.0, a=6)
+    sizes = [world.replicas("a") for _ in range(21) if world.tick() is not None]
+    if status_kept:
+        assert sizes[:19] == [6] * 19  # t = 15 … 285 s: 6 recommended at t = 0
+        assert sizes[19:] == [1, 1]  # t = 300 s: out of the window
+    else:
+        assert sizes[:9] == [6] * 9  # t = 15 … 135 s
+        assert sizes[9] == 1
+    (a,) = world.status("p")["pools"]
+    assert a["reason"] in ("DemandForecast", "ScaleDownStabilized")
+    assert {r["replicas"] for r in a["recommendations"]} <= {1, 2, 6}
 
 
 def test_max_replicas_sets_scaling_limited(world: World) -> None:
@@ -327,3 +363,46 @@ def test_a_bug_in_one_policy_costs_that_policy_one_tick(world: World) -> None:
     assert report.errors == {"internal": 1}
     assert world.replicas("b") == 6
     assert world.replicas("a") == 2
+
+
+def test_persisted_history_keeps_each_recommendations_latest_time() -> None:
+    """The docstring's example: the compact history answers later windows as the whole one."""
+    full = PoolState(history=((0.0, 6), (15.0, 4), (30.0, 6), (45.0, 3)))
+    written = persisted_history(full)
+    assert [r["replicas"] for r in written] == [4, 6, 3]
+    raw = {"status": {"pools": [{"name": "a", "recommendations": written}]}}
+    restored = restored_state(raw, ["a"]).pools["a"].history
+    assert restored == ((15.0, 4), (30.0, 6), (45.0, 3))
+    for now in (50.0, 310.0, 320.0, 340.0):
+
+        def window(h: tuple[tuple[float, int], ...], now: float = now) -> set[int]:
+            return {r for t, r in h if t > now - 300}
+
+        assert window(restored) == window(full.history)
+
+
+@pytest.mark.parametrize(
+    "recommendations",
+    [
+        [{"time": "yesterday", "replicas": 3}],
+        [{"replicas": 3}],
+        [{"time": "2026-01-01T00:00:00Z", "replicas": "many"}],
+        "not a list of objects",
+    ],
+)
+def test_a_status_that_does_not_parse_restores_nothing(recommendations: Any) -> None:
+    raw = {
+        "status": {
+            "pools": [
+                {"name": "a", "recommendations": recommendations},
+                {"name": "b", "recommendations": [{"time": "2026-01-01T00:00:00Z", "replicas": 2}]},
+                {
+                    "name": "gone",
+                    "recommendations": [{"time": "2026-01-01T00:00:00Z", "replicas": 9}],
+                },
+            ]
+        }
+    }
+    state = restored_state(raw, ["a", "b"])
+    assert set(state.pools) == {"b"}
+    assert state.pools["b"].history[0][1] == 2

@@ -75,17 +75,23 @@ class World:
         self.cluster = KubeCluster(self.api)
         self.board = DesiredReplicasBoard(self.clock, stale_after_s=60)
         status = ModelStatus(True, "ModelTrained", "learned model ready", 3600.0, 0.9)
+        self.capacity = self.capacity or StaticCapacity(FixedLatencyModel(CAPACITY), status)
+        self.restart()
+        self.custom = client.CustomObjectsApi(self.api)
+        self.apps = client.AppsV1Api(self.api)
+
+    def restart(self) -> None:
+        """A new controller process (a restart, a new leader): nothing kept in memory."""
+        assert self.capacity is not None
         self.controller = Controller(
             self.cluster,
             self.source,
-            self.capacity or StaticCapacity(FixedLatencyModel(CAPACITY), status),
+            self.capacity,
             self.clock,
             board=self.board,
             config=ControllerConfig(tick_s=15.0, identity="test"),
             sink=self.sink,
         )
-        self.custom = client.CustomObjectsApi(self.api)
-        self.apps = client.AppsV1Api(self.api)
 
     def deploy(self, name: str, replicas: int) -> None:
         self.fake.store.put(make_deployment(name, NS, replicas, {"app": name}))

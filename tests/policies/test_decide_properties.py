@@ -210,6 +210,48 @@ def test_a_pool_without_a_window_never_shrinks_on_demand_alone() -> None:
     assert kept.replicas == 0  # with a window showing idleness, zero is allowed
 
 
+def _first_sight_run(demands: list[float | None], cfg: PolicyConfig) -> list[tuple[int, Reason]]:
+    """Pool ``a`` (start-up 60 s) at 6 replicas, one tick per 15 s over ``demands``."""
+    state, current, seen = PolicyState(), 6, []
+    for i, d in enumerate(demands):
+        snap = ClusterSnapshot(
+            pools=(pool("a", "h100", current, d),),
+            models=(ModelSnapshot("m", d, 0),),
+            capacity=FixedCapacity({"a": 2.0}),
+        )
+        decision, state, _ = decide(snap, state, cfg, 15.0 * i)
+        current = decision.replicas()["a"]
+        seen.append((current, decision.pools[0].reason))
+    return seen
+
+
+def test_a_pool_seen_first_keeps_its_size_for_one_startup_horizon() -> None:
+    """Start-up 60 s + one 15 s tick: the first look at a pool may not take away capacity for
+    75 s (ticks 0-60), however low the demand; then the 300 s window holds nothing older."""
+    seen = _first_sight_run([1.0] * 8, config(scale_down_window_s=300.0))
+    assert seen[:5] == [(6, Reason.ScaleDownStabilized)] * 5
+    assert seen[5][0] == 1  # t = 75 s: only the low recommendations remain in the window
+
+
+def test_missing_data_before_the_first_look_does_not_start_the_hold() -> None:
+    """Holds on missing data are not recommendations of a pool never seen with data: the
+    start-up horizon counts from the first tick with data (t = 150 s here)."""
+    seen = _first_sight_run([None] * 10 + [1.0] * 8, config(scale_down_window_s=300.0))
+    assert {r for _, r in seen[:10]} == {Reason.HoldOnMissingData}
+    assert [n for n, _ in seen[10:15]] == [6] * 5
+    assert seen[15][0] == 1
+
+
+def test_missing_data_after_the_first_look_is_held_a_window() -> None:
+    """Once a pool has a history, a hold on missing data counts as a recommendation of its size:
+    after metrics come back, the pool does not shrink before a scale-down window has passed."""
+    demands: list[float | None] = [20.0] * 2 + [None] * 30 + [1.0] * 40
+    seen = _first_sight_run(demands, config(scale_down_window_s=300.0))
+    assert seen[31] == (12, Reason.HoldOnMissingData)
+    assert [n for n, _ in seen[32:52]] == [12] * 20  # 300 s after the data came back
+    assert seen[-1][0] < 12
+
+
 def test_scale_to_zero_needs_positive_idleness_for_the_configured_time() -> None:
     cfg = config(idle_before_zero_s=600.0)
     state = PolicyState()
