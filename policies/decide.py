@@ -243,13 +243,12 @@ def _pool_decision(
 ) -> tuple[PoolDecision, PoolState]:
     """Normalize one pool's recommendation and describe the outcome."""
     if prev is None:
-        # a pool seen for the first time keeps its current size until the loop has watched its
-        # demand for one start-up horizon: capacity taken away before then could not come back
-        # in time if the first windows undershot (a restarted controller restores its history
-        # from the status instead; see autoscaler.k8s.controller)
-        window = config.scale_down_window_s
-        held_for = min(p.startup_s + config.tick_s, window - config.tick_s)
-        prev = PoolState(history=((now - window + held_for, p.replicas),))
+        # a pool seen for the first time keeps its size until the loop has watched its demand
+        # for one start-up horizon (at most a scale-down window): capacity taken away before
+        # then could not come back in time if the first windows undershot. A restarted
+        # controller restores its history from the status instead (autoscaler.k8s.controller).
+        hold = min(p.startup_s + config.tick_s, config.scale_down_window_s)
+        prev = PoolState(first_look_until=now + hold)
     idle = (  # positive evidence only: a pool without a window is not known to be idle
         model.arrival_rps is not None
         and model.arrival_rps <= 0
@@ -308,7 +307,8 @@ def _pool_decision(
         stages=stages,
         capacity_scale=scale,
     )
-    return decision, PoolState(history=_remember(prev, now, raw, config), idle_since=idle_since)
+    history = _remember(prev, now, raw, config)
+    return decision, replace(prev, history=history, idle_since=idle_since)
 
 
 def decide(

@@ -10,7 +10,10 @@ Stabilization follows HPA: scaling down uses the highest recommendation of the l
 pool stays at 6 until the 6 leaves the window. Scale-up is limited to ``max(current + 4,
 current·2)`` per tick (HPA's default policies). The one exception to the scale-down window is a
 pool proven idle for ``idle_before_zero_s`` whose recommendation is zero: that proof is the wait
-before zero, as KEDA's cooldown is, and the window does not add its 300 s to it.
+before zero, as KEDA's cooldown is, and the window does not add its 300 s to it. A pool seen for
+the first time (no history: a new policy or pool, not a restart, whose history the controller
+restores) does not shrink for one start-up horizon, start-up + one tick, capped at the window:
+the first metrics windows alone may not take away capacity that could not come back in time.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
         # the idleness proof is the wait before zero (KEDA's cooldown): a recommendation of
         # zero is not held again by the scale-down window, which the proof already outlasts
         return 0, Reason.Unchanged, ""
+    until = x.state.first_look_until
+    if replicas < x.current and until is not None and x.now < until:
+        return (
+            x.current,
+            Reason.ScaleDownStabilized,
+            f"first look at the pool: holding {x.current} replicas for one start-up horizon "
+            f"({until - x.now:.0f}s more)",
+        )
     if replicas < x.current and cfg.scale_down_window_s > 0:
         window = [r for t, r in history if t > x.now - cfg.scale_down_window_s] + [replicas]
         held = min(max(window), x.current)

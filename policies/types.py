@@ -165,6 +165,7 @@ class BudgetState:
 class PoolState:
     history: tuple[tuple[float, int], ...] = ()  # (t, recommendation) within the windows
     idle_since: float | None = None
+    first_look_until: float | None = None  # a pool seen first does not shrink before this time
 
 
 @dataclass(frozen=True, slots=True)
