@@ -909,8 +909,9 @@ def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
     """The recommendation history a previous leader wrote into ``raw``'s status.
 
     Read once, by a controller that has not seen the policy before; a pool with no entries (a
-    new policy, a new pool) starts with an empty history, as HPA does. Entries that do not
-    parse (a hand-edited status) are dropped for that pool, never fatal.
+    new policy, a new pool) is left out, and the decision core treats it as seen for the first
+    time (``policies.normalize``). Entries that do not parse (a hand-edited status) leave that
+    pool out too, never fatal.
     """
     restored: dict[str, PoolState] = {}
     for entry in (raw.get("status") or {}).get("pools") or ():
