@@ -14,6 +14,7 @@ usage = 300 / 1,000 = 0.30, and 700 blocks can be allocated (200 of them by evic
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import takewhile
 
 
 class BlockPool:
@@ -42,13 +43,7 @@ class BlockPool:
 
     def cached_prefix_blocks(self, keys: list[int]) -> int:
         """Number of leading ``keys`` resident in the cache (used or evictable); read-only."""
-        refs = self._refs
-        n = 0
-        for key in keys:
-            if key not in refs:
-                break
-            n += 1
-        return n
+        return len(list(takewhile(self._refs.__contains__, keys)))  # the loop in C
 
     def acquire_cached(self, keys: list[int]) -> None:
         """Reference resident blocks (prefix hits). Caller checked they are resident."""
