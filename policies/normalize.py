@@ -54,7 +54,7 @@ def proven_idle(x: StageInput) -> bool:
 
 def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
     cfg = x.config
-    history = [(t, r) for t, r in x.state.history]
+    history = x.state.history
     if replicas == 0 and proven_idle(x):
         # the idleness proof is the wait before zero (KEDA's cooldown): a recommendation of
         # zero is not held again by the scale-down window, which the proof already outlasts

@@ -160,7 +160,7 @@ class Cluster:
         self._admit_sheddable: dict[str, bool] = {}
         self._arrivals_since_sample = 0
         self._finished_since_tick: list[FinishedRequest] = []
-        self._prefix_keys: dict[int, list[int]] = {}
+        self._prefix_keys: dict[int, tuple[int, ...]] = {}
         self._features: dict[int, dict[str, float]] = {}
         self._sample_hooks = list(sample_hooks)
         self._transfers = 0
@@ -428,11 +428,11 @@ class Cluster:
         }
         return pods[j]
 
-    def _keys(self, i: int) -> list[int]:
+    def _keys(self, i: int) -> tuple[int, ...]:
         keys = self._prefix_keys.get(i)
         if keys is None:
             spec = self.reqs[i]
-            keys = prefix_block_keys(spec, 16) if spec.prefix_ids else []
+            keys = prefix_block_keys(spec, 16) if spec.prefix_ids else ()
             if keys:
                 self._prefix_keys[i] = keys
         return keys

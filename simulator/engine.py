@@ -28,7 +28,7 @@ import functools
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -83,7 +83,7 @@ class Seq:
         spec: RequestSpec,
         arrival: float,
         target_out: int,
-        prefix_keys: list[int],
+        prefix_keys: Sequence[int],
         remote_kv: bool = False,
         owner: object = None,
     ) -> None:
@@ -113,7 +113,7 @@ class Seq:
         return self.computed >= self.prompt
 
 
-def prefix_block_keys(spec: RequestSpec, block_size: int) -> list[int]:
+def prefix_block_keys(spec: RequestSpec, block_size: int) -> tuple[int, ...]:
     """Chained keys of the full KV blocks of ``spec``'s shared prefix.
 
     Block ``j`` covers tokens ``[j·B, (j+1)·B)``; its key identifies every prefix unit up to the
@@ -121,10 +121,8 @@ def prefix_block_keys(spec: RequestSpec, block_size: int) -> list[int]:
     exactly when they share all tokens up to the end of that block. Requests sharing a prefix
     share its keys: they are computed once per (prefix units, length, unit size, block size).
     """
-    return list(
-        _chained_keys(
-            spec.prefix_ids, spec.shared_prefix_tokens, spec.prefix_unit_tokens, block_size
-        )
+    return _chained_keys(
+        spec.prefix_ids, spec.shared_prefix_tokens, spec.prefix_unit_tokens, block_size
     )
 
 
@@ -199,7 +197,7 @@ class Engine:
             s.target_out - s.out for s in self._waiting_iter()
         )
 
-    def prefix_match_tokens(self, spec: RequestSpec, keys: list[int] | None = None) -> int:
+    def prefix_match_tokens(self, spec: RequestSpec, keys: Sequence[int] | None = None) -> int:
         """Prompt tokens of ``spec`` already in this pod's prefix cache (what a precise
         prefix-cache scorer would see)."""
         if not self.cfg.enable_prefix_caching:
@@ -386,7 +384,7 @@ class Engine:
             return True
         first = seq.blocks
         keys = seq.prefix_keys
-        shared: list[int] = keys[first : first + need] if first < len(keys) else []
+        shared = keys[first : first + need]
         if not self.kv.allocate(need - len(shared), shared):
             return False
         if shared:

@@ -117,7 +117,7 @@ def replay_sweep(
         while eng.next_event_time() <= spec.arrival_s:
             eng.run_stretch()
         eng.advance(spec.arrival_s)
-        keys = prefix_block_keys(spec, cfg.block_size) if prefix_caching else []
+        keys = prefix_block_keys(spec, cfg.block_size) if prefix_caching else ()
         eng.add(Seq(rid, spec, spec.arrival_s, spec.output_tokens, keys))
     while eng.has_work:
         eng.run_stretch()

@@ -14,6 +14,7 @@ usage = 300 / 1,000 = 0.30, and 700 blocks can be allocated (200 of them by evic
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from itertools import takewhile
 
 
@@ -41,11 +42,11 @@ class BlockPool:
     def usage(self) -> float:
         return self.used / self.total
 
-    def cached_prefix_blocks(self, keys: list[int]) -> int:
+    def cached_prefix_blocks(self, keys: Sequence[int]) -> int:
         """Number of leading ``keys`` resident in the cache (used or evictable); read-only."""
         return len(list(takewhile(self._refs.__contains__, keys)))  # the loop in C
 
-    def acquire_cached(self, keys: list[int]) -> None:
+    def acquire_cached(self, keys: Sequence[int]) -> None:
         """Reference resident blocks (prefix hits). Caller checked they are resident."""
         refs = self._refs
         evictable = self._evictable
@@ -56,7 +57,7 @@ class BlockPool:
                 self.used += 1
             refs[key] = r + 1
 
-    def allocate(self, n_private: int, shared_keys: list[int]) -> bool:
+    def allocate(self, n_private: int, shared_keys: Sequence[int]) -> bool:
         """Allocate private blocks and shareable keyed blocks; all or nothing.
 
         A shareable key already resident is referenced instead of allocated again.
@@ -90,7 +91,7 @@ class BlockPool:
                 refs[key] = 1
         return True
 
-    def release(self, n_private: int, shared_keys: list[int]) -> None:
+    def release(self, n_private: int, shared_keys: Sequence[int]) -> None:
         """Drop a request's references; shareable blocks stay cached (tail first to evict)."""
         self.used -= n_private
         refs = self._refs
