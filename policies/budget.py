@@ -71,7 +71,7 @@ def update_budget(
     now: float,
     utilization: float,
     tick_s: float,
-    capacity: float = 0.0,
+    capacity: float,
 ) -> BudgetState:
     """Fold this tick's window into the budget and move the scale (idempotent per ``now``).
 

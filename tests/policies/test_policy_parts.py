@@ -141,14 +141,14 @@ def test_demand_shape_smoothing_worked_example() -> None:
 
 def test_budget_leans_in_when_attainment_is_high_and_backs_off_when_low() -> None:
     good = BudgetState(finished=10_000, misses=10, last_t=0.0)  # 0.999 attained
-    up = update_budget(good, [pool_with(window(600, 0))], SLO, 15.0, utilization=0.8, tick_s=15)
+    up = update_budget(good, [pool_with(window(600, 0))], SLO, 15.0, 0.8, 15, capacity=0.0)
     assert up.scale > 1.0
-    idle = update_budget(good, [pool_with(window(600, 0))], SLO, 15.0, utilization=0.2, tick_s=15)
+    idle = update_budget(good, [pool_with(window(600, 0))], SLO, 15.0, 0.2, 15, capacity=0.0)
     assert idle.scale == 1.0  # an idle pool teaches nothing about capacity
     bad = BudgetState(finished=10_000, misses=300, last_t=0.0)  # 0.97 attained
-    down = update_budget(bad, [pool_with(window(600, 30))], SLO, 15.0, utilization=0.8, tick_s=15)
+    down = update_budget(bad, [pool_with(window(600, 30))], SLO, 15.0, 0.8, 15, capacity=0.0)
     assert down.scale < 1.0
-    assert update_budget(down, [pool_with(window(600, 30))], SLO, 15.0, 0.8, 15) == down
+    assert update_budget(down, [pool_with(window(600, 30))], SLO, 15.0, 0.8, 15, 0.0) == down
 
 
 def test_budget_forgives_a_back_off_when_the_profile_prices_in_a_shape_shift() -> None:
