@@ -279,22 +279,25 @@ class Engine:
         running = self.running
         if not running:
             return (self.now, 0)
-        for s in running:
-            if s.computed < s.prompt:
+        left = INF
+        context = 0
+        for s in running:  # one pass: any prefill left, the first completion, the KV context
+            c = s.computed
+            if c < s.prompt:
                 return (self.now, 0)
+            r = s.target_out - s.out
+            if r < left:  # noqa: PLR1730 (a call per sequence costs more in this loop)
+                left = r
+            context += c
         if self.num_waiting and self._can_admit_head():
             return (self.now, 0)
-        k = min(s.target_out - s.out for s in running) if self.coalesce else 1
-        k = self._kv_limited_steps(k)
+        k = self._kv_limited_steps(int(left) if self.coalesce else 1)
         if k == 0:
             return (self.now, 0)  # next step needs a preemption: let the scheduler do it
-        return (self.now + self._decode_span(k), k)
-
-    def _decode_span(self, k: int) -> float:
-        n = len(self.running)
+        n = len(running)
         alpha, beta = self.step.decode_affine(n)
-        k0 = sum(s.computed for s in self.running) + n
-        return k * alpha + beta * (k * k0 + n * k * (k - 1) / 2)
+        k0 = context + n
+        return (self.now + k * alpha + beta * (k * k0 + n * k * (k - 1) / 2), k)
 
     def _steps_starting_before(self, t: float, k_max: int) -> int:
         """Steps of the current stretch that start before ``t`` (at least one)."""
@@ -321,9 +324,19 @@ class Engine:
         """Largest k' ≤ k such that k' decode steps find the KV blocks they need."""
         bs = self.cfg.block_size
         avail = self.kv.available
+        running = self.running
+        # every running sequence holds the blocks of what it computed, so k steps need at most
+        # ⌈k / bs⌉ more blocks each: when that fits, no sequence needs counting
+        if len(running) * -(-k // bs) <= avail:
+            return k
 
         def extra(steps: int) -> int:
-            return sum(max(0, -(-(s.computed + steps) // bs) - s.blocks) for s in self.running)
+            n = 0
+            for s in running:
+                e = -(-(s.computed + steps) // bs) - s.blocks
+                if e > 0:
+                    n += e
+            return n
 
         if extra(k) <= avail:
             return k
@@ -418,13 +431,24 @@ class Engine:
         """One full scheduler pass and the step it produces."""
         self._stretch = None
         cfg = self.cfg
+        bs = cfg.block_size
         budget = cfg.max_num_batched_tokens
+        running = self.running
         sched: list[tuple[Seq, int]] = []
         preempted = False
         i = 0
-        while i < len(self.running) and budget > 0:
-            seq = self.running[i]
-            n_new = min(seq.prompt - seq.computed, budget) if seq.computed < seq.prompt else 1
+        while i < len(running) and budget > 0:
+            seq = running[i]
+            c = seq.computed
+            if c < seq.prompt:
+                n_new = min(seq.prompt - c, budget)
+            elif c < seq.blocks * bs:  # decoding, and the next token fits the blocks held
+                sched.append((seq, 1))
+                budget -= 1
+                i += 1
+                continue
+            else:
+                n_new = 1
             while not self._alloc(seq, n_new):
                 victim = self._victim()
                 self._preempt(victim)
@@ -439,7 +463,7 @@ class Engine:
             # seq itself was preempted; do not advance i (list shrank)
         metrics = self.metrics
         if not preempted:
-            while self.num_waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
+            while self.num_waiting and budget > 0 and len(running) < cfg.max_num_seqs:
                 head = self._head()
                 first_time = head.computed == 0 and head.blocks == 0
                 start = self._admission_computed(head, touch=False) if first_time else head.computed
@@ -447,7 +471,7 @@ class Engine:
                 if not cfg.enable_chunked_prefill and chunk > budget:
                     break
                 chunk = min(chunk, budget)
-                need = -(-(start + chunk) // cfg.block_size)
+                need = -(-(start + chunk) // bs)
                 if need - (head.blocks if not first_time else 0) > self.kv.available:
                     break
                 self._pop_head()
@@ -465,12 +489,12 @@ class Engine:
                     break
                 if head.first_sched < 0:
                     head.first_sched = self.now
-                self.running.append(head)
+                running.append(head)
                 sched.append((head, chunk))
                 budget -= chunk
         if not sched:
             # Nothing fits (e.g. a prompt larger than the whole KV cache): fail the head.
-            if self.num_waiting and not self.running:
+            if self.num_waiting and not running:
                 seq = self._pop_head()
                 self._free(seq)
                 seq.finish_reason = "abort"
@@ -478,48 +502,54 @@ class Engine:
                 metrics.request_success("abort")
                 self.on_finish(seq)
             metrics.num_requests_waiting = self.num_waiting
-            metrics.num_requests_running = len(self.running)
+            metrics.num_requests_running = len(running)
             return
+        # one pass over the batch: what the step costs, and what each sequence gains from it
         p_tokens = 0
         p_attn = 0.0
         d_seqs = 0
         d_ctx = 0
+        prompts_done: list[Seq] = []  # prompt complete: its first token, or after a preemption
+        finished: list[Seq] = []
         for seq, n_new in sched:
-            if seq.computed < seq.prompt:
-                p_tokens += n_new
-                p_attn += n_new * (seq.computed + n_new / 2)
-            else:
+            c = seq.computed
+            if c >= seq.prompt:  # decoding: one token, one inter-token latency
                 d_seqs += 1
-                d_ctx += seq.computed + 1
+                d_ctx += c + 1
+                seq.computed = c + n_new
+                seq.out += 1
+                if seq.out >= seq.target_out:
+                    finished.append(seq)
+                continue
+            p_tokens += n_new
+            p_attn += n_new * (c + n_new / 2)
+            seq.computed = c + n_new
+            if seq.computed < seq.prompt:
+                continue  # prefill chunk, no token yet
+            seq.out += 1
+            prompts_done.append(seq)
+            if seq.out >= seq.target_out:
+                finished.append(seq)
         dt = self.step.step_time(p_tokens, p_attn, d_seqs, d_ctx)
         end = self.now + dt
         self.now = end
         self.steps += 1
-        gen = 0
         completed_prompts = 0
-        finished: list[Seq] = []
-        for seq, n_new in sched:
-            was_decoding = seq.computed >= seq.prompt
-            seq.computed += n_new
-            if seq.computed < seq.prompt:
-                continue  # prefill chunk, no token yet
-            seq.out += 1
-            gen += 1
+        for seq in prompts_done:
             if seq.first_token_t < 0:
                 seq.first_token_t = end
                 completed_prompts += seq.spec.input_tokens
                 metrics.time_to_first_token.observe(end - seq.arrival)
-            elif was_decoding:
-                metrics.inter_token_latency.observe(dt)
-            if seq.out >= seq.target_out:
-                finished.append(seq)
+        if d_seqs:
+            metrics.inter_token_latency.observe(dt, d_seqs)
+        gen = d_seqs + len(prompts_done)
         # vLLM counts the whole prompt (cached tokens included) once, at the first token
         metrics.prompt_tokens += completed_prompts
         metrics.iteration_tokens.observe(completed_prompts + gen)
         metrics.generation_tokens += gen
         for seq in finished:
             self._finish(seq, end)
-        metrics.num_requests_running = len(self.running)
+        metrics.num_requests_running = len(running)
         metrics.num_requests_waiting = self.num_waiting
         metrics.kv_cache_usage_perc = self.kv.usage
 
