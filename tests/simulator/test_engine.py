@@ -144,6 +144,27 @@ def test_preemption_under_kv_pressure_finishes_everything_and_frees_all_blocks()
     assert metrics.kv_cache_usage_perc == 0.0
 
 
+def test_every_token_is_counted_once_in_mixed_and_decode_steps() -> None:
+    """Each request's first token is a TTFT observation, each later one an inter-token latency."""
+    eng, done, metrics = make_engine(kv_blocks=20_000)
+    replay(eng, random_specs(300, 8.0, seed=5))
+    assert len(done) == 300
+    assert metrics.generation_tokens == sum(s.out for s in done)
+    assert metrics.inter_token_latency.count == sum(s.out - 1 for s in done)
+    assert metrics.time_to_first_token.count == 300
+
+
+def test_priority_preemption_of_a_scheduled_request_finishes_everything() -> None:
+    """Under priority scheduling the victim may already be in this step's batch."""
+    eng, done, metrics = make_engine(kv_blocks=300, scheduling_policy="priority")
+    specs = [RequestSpec(0.01 * i, 500, 200, priority=i % 3) for i in range(24)]
+    replay(eng, specs)
+    assert metrics.num_preemptions > 0
+    assert len(done) == 24
+    assert all(s.finish_reason == "stop" and s.out == 200 for s in done)
+    assert eng.kv.used == 0
+
+
 def test_request_longer_than_max_model_len_is_rejected() -> None:
     eng, done, _ = make_engine(max_model_len=1024)
     replay(eng, [RequestSpec(0.0, 1000, 100)])
