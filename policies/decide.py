@@ -358,7 +358,9 @@ def decide(
             fc = update_forecast(prev_fc, ms.arrival_rps, now)
         forecasts[model_name] = fc
         horizon = max((p.startup_s for p in pools), default=0.0) + config.tick_s
-        demand = upper_forecast(fc, horizon, config.tick_s, config.forecast_quantile)
+        demand = upper_forecast(
+            fc, horizon, config.tick_s, config.forecast_quantile, config.idle_before_zero_s
+        )
         demand += ms.queued / max(horizon, config.tick_s)  # drain what waits at the gateway
         forecast_out[model_name] = demand
         prev_mix = mixes.get(model_name)

@@ -50,10 +50,24 @@ def _quantile(values: tuple[float, ...], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def upper_forecast(state: ForecastState, horizon_s: float, tick_s: float, quantile: float) -> float:
-    """Upper-``quantile`` demand expected ``horizon_s`` from now (never below zero)."""
-    if state.recent and max(state.recent) <= 0.0:
-        return 0.0  # every recent observation was zero: no demand, not a decaying remnant of it
+def upper_forecast(
+    state: ForecastState,
+    horizon_s: float,
+    tick_s: float,
+    quantile: float,
+    quiet_s: float = math.inf,
+) -> float:
+    """Upper-``quantile`` demand expected ``horizon_s`` from now (never below zero).
+
+    No demand at all once every observation of the last ``quiet_s`` (at least one tick, at most
+    the guard's window) was zero: not a decaying remnant of it, and not the guard's memory of
+    the traffic before — the policy passes its idleness proof (``idle_before_zero_s``), so a
+    pool proven idle for 300 s is not held for the guard's 10 minutes. Example: 15 s ticks and
+    ``quiet_s`` 300 → 20 zero observations in a row forecast 0 whatever came before them."""
+    quiet = RECENT if quiet_s >= RECENT * tick_s else max(1, math.ceil(quiet_s / tick_s - 1e-9))
+    tail = state.recent[-quiet:]
+    if tail and max(tail) <= 0.0:
+        return 0.0
     h = max(0.0, horizon_s / tick_s)
     mean = state.level + h * state.trend
     z = NormalDist().inv_cdf(quantile)

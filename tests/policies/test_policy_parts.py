@@ -110,6 +110,16 @@ def test_forecast_is_zero_after_only_zeros() -> None:
     assert upper_forecast(state, 120.0, 15.0, 0.9) == 0.0
 
 
+def test_forecast_forgets_earlier_demand_after_the_quiet_time_only() -> None:
+    state = None
+    for t in range(40):  # 10 minutes at 5 rps, then 20 ticks (300 s) without a request
+        state = update_forecast(state, 5.0 if t < 20 else 0.0, 15.0 * t)
+    assert state is not None
+    assert upper_forecast(state, 120.0, 15.0, 0.9) >= 5.0  # the guard remembers the traffic
+    assert upper_forecast(state, 120.0, 15.0, 0.9, quiet_s=300.0) == 0.0
+    assert upper_forecast(state, 120.0, 15.0, 0.9, quiet_s=315.0) >= 5.0  # 21 ticks not seen yet
+
+
 def window(finished: int, misses: float) -> LoadWindow:
     return LoadWindow(
         60, finished / 60, 0, 0, 1000, 200, 0.0, 0.5, 10, 0, 0.5, 0.03, finished, misses, 0.0
