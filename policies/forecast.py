@@ -60,9 +60,9 @@ def upper_forecast(
     """Upper-``quantile`` demand expected ``horizon_s`` from now (never below zero).
 
     No demand at all once every observation of the last ``quiet_s`` (at least one tick, at most
-    the guard's window) was zero: not a decaying remnant of it, and not the guard's memory of
-    the traffic before — the policy passes its idleness proof (``idle_before_zero_s``), so a
-    pool proven idle for 300 s is not held for the guard's 10 minutes. Example: 15 s ticks and
+    the guard's window) was zero: not a decaying remnant of it, nor the guard's memory of the
+    traffic before. The policy passes its idleness proof (``idle_before_zero_s``), so a pool
+    proven idle for 300 s is not held for the guard's 10 minutes. Example: 15 s ticks and
     ``quiet_s`` 300 → 20 zero observations in a row forecast 0 whatever came before them."""
     quiet = RECENT if quiet_s >= RECENT * tick_s else max(1, math.ceil(quiet_s / tick_s - 1e-9))
     tail = state.recent[-quiet:]
