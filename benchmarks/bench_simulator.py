@@ -2,7 +2,9 @@
 
 Targets (one core): the 1-hour Azure conversation trace on the default scenario at least 200×
 faster than real time; 16 pods at 50 requests/s for one simulated hour in at most 60 s of wall
-time. Run with ``make bench-sim`` or ``python benchmarks/bench_simulator.py [--json FILE]``; the
+time. Also reported: numeric capacity profiling (``autoscaler.capacity.profile_point``, what
+the closed loop spends most of its time on) for four bundled scenarios' pools at three loads
+each. Run with ``make bench-sim`` or ``python benchmarks/bench_simulator.py [--json FILE]``; the
 numbers go to ``docs/benchmarks.md``.
 """
 
@@ -13,8 +15,11 @@ import json
 import platform
 import time
 
+from autoscaler.capacity import LengthSample, profile_point
 from autoscaler.logging import configure
 from autoscaler.policies import build_scorer, prepare_policy
+from autoscaler.sim_adapter import pool_profiles
+from policies.types import DemandMix
 from simulator.runner import build_trace, run_scenario
 from simulator.scenario import Scenario, load_scenario
 
@@ -35,6 +40,35 @@ def measure(case: str, target: str, sc: Scenario, policy: str = "static") -> dic
         "speedup": round(s["sim_seconds"] / wall, 1),
         "target": target,
         "slo_attainment": s["slo_attainment"],
+    }
+
+
+#: (scenario, demand shape, per-replica loads in req/s) profiled by :func:`measure_profiling`
+PROFILED = (
+    ("servegen-diurnal", DemandMix(2000, 300, 0.0), (8.0, 16.0, 32.0)),
+    ("azure-conv-h100", DemandMix(1000, 250, 0.0), (2.0, 4.0, 6.0)),
+    ("mooncake-pd", DemandMix(12000, 300, 0.3), (0.6, 1.0, 1.4)),
+    ("wide-ep", DemandMix(2000, 400, 0.0), (12.0, 16.0, 24.0)),
+)
+
+
+def measure_profiling() -> dict[str, object]:
+    """Profile every pool of the :data:`PROFILED` scenarios at their loads, caches cleared."""
+    profile_point.cache_clear()
+    points = 0
+    t0 = time.perf_counter()
+    for name, mix, loads in PROFILED:
+        lengths = LengthSample.lognormal(mix)
+        for pp in pool_profiles(load_scenario(name)).values():
+            for rps in loads:
+                profile_point(pp, lengths, rps)
+                points += 1
+    wall = time.perf_counter() - t0
+    return {
+        "case": f"capacity profiling, {points} load points of 2,000 requests",
+        "points": points,
+        "wall_seconds": round(wall, 2),
+        "target": "(reported)",
     }
 
 
@@ -72,11 +106,19 @@ def main() -> None:
     rows = [
         measure("azure-conv-h100, fixed replicas, 1 h trace", ">= 200x", conv),
         measure(
+            "the same, gateway.latency_model: profile",
+            ">= 200x",
+            conv.model_copy(
+                update={"gateway": conv.gateway.model_copy(update={"latency_model": "profile"})}
+            ),
+        ),
+        measure(
             "16 pods, Poisson 50 req/s, 1 simulated hour",
             "<= 60 s wall",
             Scenario.model_validate(SIXTEEN_PODS),
         ),
         measure("azure-conv-h100, closed loop (slo), 1 h trace", "(reported)", conv, "slo"),
+        measure_profiling(),
     ]
     meta = {"python": platform.python_version(), "machine": platform.machine()}
     for row in rows:

@@ -146,6 +146,12 @@ def _chained_keys(
 FinishCallback = Callable[[Seq], None]
 
 
+def stretch_time(k: int, n: int, k0: int, alpha: float, beta: float) -> float:
+    """``T(k)`` of the module docstring: ``k`` decode steps of ``n`` sequences whose contexts
+    total ``k0`` tokens at the first step."""
+    return k * alpha + beta * (k * k0 + n * k * (k - 1) / 2)
+
+
 class Engine:
     """vLLM V1 engine of one pod; see the module docstring for the timing model."""
 
@@ -296,8 +302,7 @@ class Engine:
             return (self.now, 0)  # next step needs a preemption: let the scheduler do it
         n = len(running)
         alpha, beta = self.step.decode_affine(n)
-        k0 = context + n
-        return (self.now + k * alpha + beta * (k * k0 + n * k * (k - 1) / 2), k)
+        return (self.now + stretch_time(k, n, context + n, alpha, beta), k)
 
     def _steps_starting_before(self, t: float, k_max: int) -> int:
         """Steps of the current stretch that start before ``t`` (at least one)."""
@@ -309,14 +314,10 @@ class Engine:
         a = beta * n / 2
         b = alpha + beta * k0 - a
         root = (-b + math.sqrt(b * b + 4 * a * dt)) / (2 * a) if a > 0 else dt / b
-
-        def start_of(j: int) -> float:
-            return j * alpha + beta * (j * k0 + n * j * (j - 1) / 2)
-
         steps = max(1, min(k_max, math.ceil(root)))
-        while steps > 1 and start_of(steps - 1) >= dt:
+        while steps > 1 and stretch_time(steps - 1, n, k0, alpha, beta) >= dt:
             steps -= 1
-        while steps < k_max and start_of(steps) < dt:
+        while steps < k_max and stretch_time(steps, n, k0, alpha, beta) < dt:
             steps += 1
         return steps
 
@@ -560,9 +561,8 @@ class Engine:
         n = len(running)
         alpha, beta = self.step.decode_affine(n)
         k0 = sum(s.computed for s in running) + n
-        span = k * alpha + beta * (k * k0 + n * k * (k - 1) / 2)
         first = alpha + beta * k0
-        end = self.now + span
+        end = self.now + stretch_time(k, n, k0, alpha, beta)
         metrics = self.metrics
         metrics.inter_token_latency.observe_arithmetic(first, beta * n, k, n)
         metrics.iteration_tokens.observe(n, k)

@@ -62,12 +62,6 @@ class BlockPool:
 
         A shareable key already resident is referenced instead of allocated again.
         """
-        if not shared_keys:  # the common case: a decode step's next private block
-            if n_private > self.total - self.used:
-                return False
-            self._evict(n_private)
-            self.used += n_private
-            return True
         refs = self._refs
         missing = 0
         revived = 0
@@ -88,19 +82,14 @@ class BlockPool:
                     self.used += 1
                 refs[key] = r + 1
         fresh = n_private + missing
-        self._evict(fresh)
+        for _ in range(max(0, fresh - (self.total - self.used - len(evictable)))):
+            old, _none = evictable.popitem(last=False)
+            del refs[old]
         self.used += fresh
         for key in shared_keys:
             if key not in refs:
                 refs[key] = 1
         return True
-
-    def _evict(self, fresh: int) -> None:
-        """Reclaim least recently cached blocks until ``fresh`` blocks are free."""
-        evictable = self._evictable
-        for _ in range(fresh - (self.total - self.used - len(evictable))):
-            old, _none = evictable.popitem(last=False)
-            del self._refs[old]
 
     def release(self, n_private: int, shared_keys: Sequence[int]) -> None:
         """Drop a request's references; shareable blocks stay cached (tail first to evict)."""
