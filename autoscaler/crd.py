@@ -281,6 +281,14 @@ class Recommendation(_Model):
 
     time: str = Field(json_schema_extra={"format": "date-time"}, description="when it was made")
     replicas: int = Field(ge=0, description="replicas recommended before normalization")
+    capacity_rps: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "requests/s per replica it was sized with; the scale-down window holds this capacity, "
+            "not the replica count (absent: a hold, kept as replicas)"
+        ),
+    )
 
 
 class PoolStatus(_Model):
@@ -307,7 +315,7 @@ class PoolStatus(_Model):
     recommendations: list[Recommendation] = Field(
         default_factory=list,
         description=(
-            "each distinct recommendation's latest time within the stabilization windows; "
+            "the recommendations within the stabilization windows that can still decide one; "
             "a new leader restores them, so a restart does not shorten a window"
         ),
     )

@@ -37,6 +37,7 @@ from policies.types import (
     PoolLimits,
     PoolSnapshot,
     PoolState,
+    Recommendation,
     SLOTarget,
     Stage,
 )
@@ -179,12 +180,12 @@ def _choose(
 
 
 def _remember(
-    prev: PoolState, now: float, replicas: int, config: PolicyConfig
-) -> tuple[tuple[float, int], ...]:
-    """History with ``(now, replicas)`` replacing any entry at ``now``, trimmed to the windows."""
+    prev: PoolState, rec: Recommendation, config: PolicyConfig
+) -> tuple[Recommendation, ...]:
+    """History with ``rec`` replacing any entry at its time, trimmed to the windows."""
     window = max(config.scale_down_window_s, config.scale_up_window_s)
-    kept = tuple((t, r) for t, r in prev.history if now - window < t < now)
-    return (*kept, (now, replicas))
+    kept = tuple(h for h in prev.history if rec.t - window < h.t < rec.t)
+    return (*kept, rec)
 
 
 def _inventory_left(config: PolicyConfig, claimed: Mapping[str, int]) -> dict[str, int]:
@@ -267,6 +268,7 @@ def _pool_decision(
         state=replace(prev, idle_since=idle_since),
         idle=idle,
         queued=model.queued,
+        capacity_rps=cap.rps,
     )
     replicas, stages = normalize(raw, x)
     if p.load is None and replicas < p.replicas:
@@ -307,7 +309,8 @@ def _pool_decision(
         stages=stages,
         capacity_scale=scale,
     )
-    history = _remember(prev, now, raw, config)
+    sized = cap.rps if 0 < cap.rps < math.inf else None
+    history = _remember(prev, Recommendation(now, raw, sized), config)
     return decision, replace(prev, history=history, idle_since=idle_since)
 
 
@@ -345,7 +348,7 @@ def decide(
                 prev = pool_states.get(p.name)
                 if prev is not None:
                     pool_states[p.name] = replace(
-                        prev, history=_remember(prev, now, p.replicas, config)
+                        prev, history=_remember(prev, Recommendation(now, p.replicas), config)
                     )
             admit[model_name] = True
             continue

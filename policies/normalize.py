@@ -7,7 +7,16 @@ scale-to-zero rules. Any policy (ours, or a custom one) only *proposes*; these r
 Stabilization follows HPA: scaling down uses the highest recommendation of the last
 ``scale_down_window_s`` (default 300 s), scaling up the lowest of the last ``scale_up_window_s``
 (default 0 s). Example: recommendations 6, 4, 3 over the last five minutes and current 6 → the
-pool stays at 6 until the 6 leaves the window. Scale-up is limited to ``max(current + 4,
+pool stays at 6 until the 6 leaves the window. One difference: what the scale-down window holds is
+the *capacity* each recommendation asked for, counted in replicas at this tick's per-replica
+capacity and never more than it asked for — ``min(r, ⌈r · c_then / c_now⌉)``. HPA's metric is
+the load itself; ours is load divided by an estimate of what one replica serves, and that
+estimate moves (a new sample of observed lengths, the error budget). Holding the replica count
+would keep for 300 s every replica a one-tick dip of the estimate asked for. Example: 6 replicas
+recommended at 0.82 req/s each, 5 since the estimate is back at 0.99 → the 6 holds
+⌈6 · 0.82 / 0.99⌉ = ⌈4.97⌉ = 5, and the pool shrinks now instead of 300 s later. A fall of the
+estimate holds no more than was asked for: this tick's recommendation already sizes the demand
+at the lower capacity. Scale-up is limited to ``max(current + 4,
 current·2)`` per tick (HPA's default policies). The one exception to the scale-down window is a
 pool proven idle for ``idle_before_zero_s`` whose recommendation is zero: that proof is the wait
 before zero, as KEDA's cooldown is, and the window does not add its 300 s to it. A pool seen for
@@ -22,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from policies.reasons import Reason
-from policies.types import PolicyConfig, PoolLimits, PoolState, Stage
+from policies.types import PolicyConfig, PoolLimits, PoolState, Recommendation, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,7 @@ class StageInput:
     state: PoolState
     idle: bool  # positive evidence: demand observed as zero this tick
     queued: int  # requests waiting at the gateway for this pool's model
+    capacity_rps: float | None = None  # per replica this tick; None when not sized by capacity
 
 
 def proven_idle(x: StageInput) -> bool:
@@ -50,6 +60,20 @@ def proven_idle(x: StageInput) -> bool:
         and since is not None
         and x.now - since >= x.config.idle_before_zero_s
     )
+
+
+def _positive(x: float) -> bool:
+    return 0 < x < math.inf
+
+
+def held_now(rec: Recommendation, capacity_rps: float | None) -> int:
+    """What a past recommendation holds in a scale-down window at this tick's capacity per replica
+    (the module docstring): ``min(r, ⌈r · c_then / c_now⌉)``; its replicas where either capacity
+    is unknown (a hold on missing data, a pool without a capacity estimate)."""
+    then = rec.capacity_rps
+    if then is None or capacity_rps is None or not (_positive(then) and _positive(capacity_rps)):
+        return rec.replicas
+    return min(rec.replicas, math.ceil(rec.replicas * then / capacity_rps - 1e-9))
 
 
 def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
@@ -68,16 +92,21 @@ def stabilize(replicas: int, x: StageInput) -> tuple[int, Reason, str]:
             f"({until - x.now:.0f}s more)",
         )
     if replicas < x.current and cfg.scale_down_window_s > 0:
-        window = [r for t, r in history if t > x.now - cfg.scale_down_window_s] + [replicas]
-        held = min(max(window), x.current)
-        if held > replicas:
-            return (
-                held,
-                Reason.ScaleDownStabilized,
-                f"highest recommendation in {cfg.scale_down_window_s:g}s: {max(window)}",
-            )
+        since = x.now - cfg.scale_down_window_s
+        holds = [(held_now(h, x.capacity_rps), h) for h in history if h.t > since]
+        if holds:
+            most, top = max(holds, key=lambda w: w[0])
+            held = min(most, x.current)
+            if held > replicas:
+                message = f"highest recommendation in {cfg.scale_down_window_s:g}s: {most}"
+                if most < top.replicas:
+                    message += (
+                        f" ({top.replicas} at {top.capacity_rps:.3g} rps per replica,"
+                        f" {x.capacity_rps:.3g} now)"
+                    )
+                return held, Reason.ScaleDownStabilized, message
     if replicas > x.current and cfg.scale_up_window_s > 0:
-        window = [r for t, r in history if t > x.now - cfg.scale_up_window_s] + [replicas]
+        window = [h.replicas for h in history if h.t > x.now - cfg.scale_up_window_s] + [replicas]
         held = max(min(window), x.current)
         if held < replicas:
             return (

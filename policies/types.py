@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from policies.reasons import Reason
 
@@ -161,9 +161,17 @@ class BudgetState:
     capacity: float = 0.0  # the profile's per-replica capacity it last scaled (summed over pools)
 
 
+class Recommendation(NamedTuple):
+    """One tick's recommendation for a pool, kept while a stabilization window can read it."""
+
+    t: float
+    replicas: int
+    capacity_rps: float | None = None  # per replica, as sized this tick; None: a hold, not a sizing
+
+
 @dataclass(frozen=True, slots=True)
 class PoolState:
-    history: tuple[tuple[float, int], ...] = ()  # (t, recommendation) within the windows
+    history: tuple[Recommendation, ...] = ()  # within the windows, oldest first
     idle_since: float | None = None
     first_look_until: float | None = None  # a pool seen first does not shrink before this time
 

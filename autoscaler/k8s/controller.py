@@ -81,6 +81,7 @@ from policies.types import (
     PoolLimits,
     PoolSnapshot,
     PoolState,
+    Recommendation,
     SLOTarget,
 )
 
@@ -888,21 +889,40 @@ def _ms(x: float | None) -> float | None:
 
 
 def persisted_history(state: PoolState | None) -> list[Obj]:
-    """A pool's stabilization history for its status: each recommendation's latest time.
+    """A pool's stabilization history for its status, without the entries a later one makes moot.
 
-    Stabilization reads only the highest and the lowest recommendation after ``now - window``,
-    so keeping the latest time of each distinct value answers every later window as the whole
-    history would, in at most ``maxReplicas + 1`` entries. Example: (0 s, 6), (15 s, 4),
-    (30 s, 6), (45 s, 3) is written as (15 s, 4), (30 s, 6), (45 s, 3); at 320 s a 300 s window
-    holds {6, 3} from either.
+    Scale-up stabilization reads the lowest recommendation after ``now - window``, scale-down the
+    highest capacity (``policies.normalize.held_now``: more replicas or more capacity per replica
+    hold more). An entry followed by one with the same replicas and at least its capacity per
+    replica therefore never decides a window the later one does not (a hold on missing data has
+    no capacity and counts as the most), and is left out. Example: (0 s, 6 at 1.0), (15 s, 4 at
+    1.0), (30 s, 6 at 1.2), (45 s, 6 at 0.9) is written without the first entry: at 320 s a 300 s
+    window holds as much from (30 s, 6 at 1.2) as the whole history would.
     """
-    latest: dict[int, float] = {}
-    for t, r in state.history if state is not None else ():
-        latest[r] = max(t, latest.get(r, t))
+    history = state.history if state is not None else ()
+    best: dict[int, float] = {}
+    kept = []
+    for rec in reversed(history):
+        cap = math.inf if rec.capacity_rps is None else rec.capacity_rps
+        if cap > best.get(rec.replicas, -math.inf):
+            best[rec.replicas] = cap
+            kept.append(rec)
     return [
-        {"time": rfc3339(t, micro=True), "replicas": r}
-        for t, r in sorted((t, r) for r, t in latest.items())
+        {"time": rfc3339(rec.t, micro=True), "replicas": rec.replicas}
+        | ({} if rec.capacity_rps is None else {"capacityRps": round(rec.capacity_rps, 6)})
+        for rec in reversed(kept)
     ]
+
+
+def _capacity(entry: Obj) -> float | None:
+    """``capacityRps`` of a persisted recommendation: absent (a hold, or a status written before
+    capacities were kept) or a positive number; anything else does not parse."""
+    raw = entry.get("capacityRps")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < math.inf:
+        raise ValueError(f"capacityRps {raw!r} is not a positive number")
+    return float(raw)
 
 
 def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
@@ -921,7 +941,7 @@ def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
         try:
             history = tuple(
                 sorted(
-                    (parse_rfc3339(r["time"]), int(r["replicas"]))
+                    Recommendation(parse_rfc3339(r["time"]), int(r["replicas"]), _capacity(r))
                     for r in entry.get("recommendations") or ()
                 )
             )

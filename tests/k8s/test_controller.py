@@ -12,7 +12,8 @@ from autoscaler.clock import VirtualClock
 from autoscaler.k8s.controller import persisted_history, restored_state
 from autoscaler.k8s.fake_apiserver import FakeApiServer
 from autoscaler.k8s.fake_crds import leaderworkerset
-from policies.types import PoolState
+from policies.normalize import held_now
+from policies.types import PoolState, Recommendation
 from tests.k8s.world import NS, G, P, V, World, policy, pool
 
 
@@ -365,20 +366,36 @@ def test_a_bug_in_one_policy_costs_that_policy_one_tick(world: World) -> None:
     assert world.replicas("a") == 2
 
 
-def test_persisted_history_keeps_each_recommendations_latest_time() -> None:
-    """The docstring's example: the compact history answers later windows as the whole one."""
-    full = PoolState(history=((0.0, 6), (15.0, 4), (30.0, 6), (45.0, 3)))
+def test_persisted_history_leaves_out_only_entries_a_later_one_makes_moot() -> None:
+    """The docstring's example: what is written answers every later window (scale-down at any
+    capacity per replica now, scale-up) as the whole history does, and restores exactly."""
+    rec = Recommendation
+    full = PoolState(
+        history=(rec(0.0, 6, 1.0), rec(15.0, 4, 1.0), rec(30.0, 6, 1.2), rec(45.0, 6, 0.9))
+    )
     written = persisted_history(full)
-    assert [r["replicas"] for r in written] == [4, 6, 3]
+    assert [(r["replicas"], r["capacityRps"]) for r in written] == [(4, 1.0), (6, 1.2), (6, 0.9)]
     raw = {"status": {"pools": [{"name": "a", "recommendations": written}]}}
     restored = restored_state(raw, ["a"]).pools["a"].history
-    assert restored == ((15.0, 4), (30.0, 6), (45.0, 3))
+    assert restored == full.history[1:]
     for now in (50.0, 310.0, 320.0, 340.0):
+        for cap in (0.5, 1.0, 1.5, 3.0):
 
-        def window(h: tuple[tuple[float, int], ...], now: float = now) -> set[int]:
-            return {r for t, r in h if t > now - 300}
+            def window(h: tuple[Recommendation, ...], now: float = now, cap: float = cap) -> object:
+                inside = [r for r in h if r.t > now - 300]
+                return max((held_now(r, cap) for r in inside), default=None), min(
+                    (r.replicas for r in inside), default=None
+                )
 
-        assert window(restored) == window(full.history)
+            assert window(restored) == window(full.history)
+
+
+def test_a_hold_is_persisted_without_capacity_and_restored_as_replicas() -> None:
+    held = PoolState(history=(Recommendation(0.0, 6, 2.0), Recommendation(15.0, 6)))
+    written = persisted_history(held)
+    assert written == [{"time": "1970-01-01T00:00:15.000000Z", "replicas": 6}]
+    raw = {"status": {"pools": [{"name": "a", "recommendations": written}]}}
+    assert restored_state(raw, ["a"]).pools["a"].history == (Recommendation(15.0, 6, None),)
 
 
 @pytest.mark.parametrize(
@@ -387,6 +404,8 @@ def test_persisted_history_keeps_each_recommendations_latest_time() -> None:
         [{"time": "yesterday", "replicas": 3}],
         [{"replicas": 3}],
         [{"time": "2026-01-01T00:00:00Z", "replicas": "many"}],
+        [{"time": "2026-01-01T00:00:00Z", "replicas": 3, "capacityRps": 0}],
+        [{"time": "2026-01-01T00:00:00Z", "replicas": 3, "capacityRps": "fast"}],
         "not a list of objects",
     ],
 )
@@ -405,4 +424,4 @@ def test_a_status_that_does_not_parse_restores_nothing(recommendations: Any) -> 
     }
     state = restored_state(raw, ["a", "b"])
     assert set(state.pools) == {"b"}
-    assert state.pools["b"].history[0][1] == 2
+    assert state.pools["b"].history[0].replicas == 2

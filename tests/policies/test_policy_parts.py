@@ -22,6 +22,7 @@ from policies.types import (
     PoolLimits,
     PoolSnapshot,
     PoolState,
+    Recommendation,
     SLOTarget,
 )
 
@@ -79,7 +80,12 @@ def stage_input(current: int, **kw: object) -> StageInput:
         (0, {}, 1, Reason.TooFewReplicas),
         (30, {"current": 2}, 6, Reason.ScaleUpLimit),  # max(2 + 4, 2·2)
         (8, {"gpus_available": 5}, 5, Reason.GPUBudget),
-        (2, {"state": PoolState(history=((50.0, 7),))}, 5, Reason.ScaleDownStabilized),
+        (
+            2,
+            {"state": PoolState(history=(Recommendation(50.0, 7),))},
+            5,
+            Reason.ScaleDownStabilized,
+        ),
     ],
 )
 def test_normalization_stages(
@@ -90,6 +96,39 @@ def test_normalization_stages(
     assert replicas == expected
     changed = [s.reason for s in stages if s.reason is not Reason.Unchanged]
     assert (changed[-1] if changed else Reason.Unchanged) is reason
+
+
+@pytest.mark.parametrize(
+    ("then", "now", "held"),
+    [
+        (0.82, 0.99, 5),  # the docstring's example: ⌈6 · 0.82 / 0.99⌉ = ⌈4.97⌉
+        (0.82, 0.82, 6),  # the same estimate: HPA's hold
+        (0.99, 0.82, 6),  # a lower estimate holds no more than was asked for
+        (0.82, 2.00, 3),  # ⌈2.46⌉: still above the recommendation of 2
+        (0.82, 5.00, 2),  # ⌈0.98⌉ = 1 is below it: the pool goes to 2 now
+        (None, 0.99, 6),  # a hold on missing data keeps its replicas
+    ],
+)
+def test_scale_down_window_holds_capacity_not_replicas(
+    then: float | None, now: float, held: int
+) -> None:
+    """6 replicas recommended 60 s ago at ``then`` req/s each; 2 now at ``now``."""
+    x = stage_input(6, state=PoolState(history=(Recommendation(40.0, 6, then),)), capacity_rps=now)
+    replicas, stages = normalize(2, x)
+    assert replicas == held
+    assert stages[0].reason is (Reason.ScaleDownStabilized if held > 2 else Reason.Unchanged)
+
+
+def test_capacity_aware_hold_lets_go_after_a_one_tick_dip() -> None:
+    """The estimate dips for one tick and the pool is recommended one more replica; once the
+    estimate recovers that replica is not held for the rest of the window, as a count would be."""
+    rec = Recommendation
+    history = (rec(10.0, 5, 1.0), rec(25.0, 6, 0.82), rec(40.0, 5, 0.99))
+    x = stage_input(6, now=55.0, state=PoolState(history=history), capacity_rps=1.0)
+    assert normalize(5, x)[0] == 5
+    plain = tuple(rec(h.t, h.replicas) for h in history)  # HPA's replica-count hold
+    y = stage_input(6, now=55.0, state=PoolState(history=plain), capacity_rps=1.0)
+    assert normalize(5, y)[0] == 6
 
 
 def test_forecast_tracks_a_ramp_and_its_upper_quantile_covers_it() -> None:
