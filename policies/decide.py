@@ -258,6 +258,7 @@ def _pool_decision(
         and p.load.running == 0
     )
     idle_since = (prev.idle_since if prev.idle_since is not None else now) if idle else None
+    sized = cap.rps if 0 < cap.rps < math.inf else None  # what a window can scale by
     x = StageInput(
         now=now,
         current=p.replicas,
@@ -268,7 +269,7 @@ def _pool_decision(
         state=replace(prev, idle_since=idle_since),
         idle=idle,
         queued=model.queued,
-        capacity_rps=cap.rps,
+        capacity_rps=sized,
     )
     replicas, stages = normalize(raw, x)
     if p.load is None and replicas < p.replicas:
@@ -309,7 +310,6 @@ def _pool_decision(
         stages=stages,
         capacity_scale=scale,
     )
-    sized = cap.rps if 0 < cap.rps < math.inf else None
     history = _remember(prev, Recommendation(now, raw, sized), config)
     return decision, replace(prev, history=history, idle_since=idle_since)
 

@@ -47,7 +47,7 @@ class StageInput:
     state: PoolState
     idle: bool  # positive evidence: demand observed as zero this tick
     queued: int  # requests waiting at the gateway for this pool's model
-    capacity_rps: float | None = None  # per replica this tick; None when not sized by capacity
+    capacity_rps: float | None = None  # per replica this tick, > 0; None when there is none
 
 
 def proven_idle(x: StageInput) -> bool:
@@ -62,16 +62,12 @@ def proven_idle(x: StageInput) -> bool:
     )
 
 
-def _positive(x: float) -> bool:
-    return 0 < x < math.inf
-
-
 def held_now(rec: Recommendation, capacity_rps: float | None) -> int:
     """What a past recommendation holds in a scale-down window at this tick's capacity per replica
     (the module docstring): ``min(r, ⌈r · c_then / c_now⌉)``; its replicas where either capacity
-    is unknown (a hold on missing data, a pool without a capacity estimate)."""
+    is unknown (a hold on missing data, no finite positive estimate). Capacities are > 0."""
     then = rec.capacity_rps
-    if then is None or capacity_rps is None or not (_positive(then) and _positive(capacity_rps)):
+    if then is None or capacity_rps is None:
         return rec.replicas
     return min(rec.replicas, math.ceil(rec.replicas * then / capacity_rps - 1e-9))
 

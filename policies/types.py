@@ -166,7 +166,7 @@ class Recommendation(NamedTuple):
 
     t: float
     replicas: int
-    capacity_rps: float | None = None  # per replica, as sized this tick; None: a hold, not a sizing
+    capacity_rps: float | None = None  # per replica it was sized with, > 0; None: unknown (a hold)
 
 
 @dataclass(frozen=True, slots=True)
