@@ -909,7 +909,7 @@ def persisted_history(state: PoolState | None) -> list[Obj]:
             kept.append(rec)
     return [
         {"time": rfc3339(rec.t, micro=True), "replicas": rec.replicas}
-        | ({} if rec.capacity_rps is None else {"capacityRps": round(rec.capacity_rps, 6)})
+        | ({} if rec.capacity_rps is None else {"capacityRps": float(f"{rec.capacity_rps:.6g}")})
         for rec in reversed(kept)
     ]
 

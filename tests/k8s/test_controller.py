@@ -390,6 +390,12 @@ def test_persisted_history_leaves_out_only_entries_a_later_one_makes_moot() -> N
             assert window(restored) == window(full.history)
 
 
+def test_a_tiny_capacity_is_persisted_as_a_positive_number() -> None:
+    """Six significant digits, not six decimals: the CRD requires capacityRps > 0."""
+    written = persisted_history(PoolState(history=(Recommendation(0.0, 2, 1.234567e-9),)))
+    assert written[0]["capacityRps"] == 1.23457e-9
+
+
 def test_a_hold_is_persisted_without_capacity_and_restored_as_replicas() -> None:
     held = PoolState(history=(Recommendation(0.0, 6, 2.0), Recommendation(15.0, 6)))
     written = persisted_history(held)
