@@ -284,6 +284,8 @@ class Recommendation(_Model):
     capacity_rps: float | None = Field(
         None,
         gt=0,
+        strict=True,
+        allow_inf_nan=False,
         description=(
             "requests/s per replica it was sized with; the scale-down window holds this capacity, "
             "not the replica count (absent: a hold, kept as replicas)"

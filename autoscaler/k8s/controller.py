@@ -54,6 +54,7 @@ from autoscaler.crd import (
     parse_spec,
     validation_message,
 )
+from autoscaler.crd import Recommendation as PersistedRecommendation
 from autoscaler.external_metrics import DesiredReplicasBoard
 from autoscaler.k8s.client import Cluster, PodView, ScaleView, TargetRef
 from autoscaler.k8s.errors import ConflictError, KubernetesError, NotFoundError
@@ -914,17 +915,6 @@ def persisted_history(state: PoolState | None) -> list[Obj]:
     ]
 
 
-def _capacity(entry: Obj) -> float | None:
-    """``capacityRps`` of a persisted recommendation: absent (a hold, or a status written before
-    capacities were kept) or a positive number; anything else does not parse."""
-    raw = entry.get("capacityRps")
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < math.inf:
-        raise ValueError(f"capacityRps {raw!r} is not a positive number")
-    return float(raw)
-
-
 def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
     """The recommendation history a previous leader wrote into ``raw``'s status.
 
@@ -941,11 +931,13 @@ def restored_state(raw: Obj, pools: Sequence[str]) -> PolicyState:
         try:
             history = tuple(
                 sorted(
-                    Recommendation(parse_rfc3339(r["time"]), int(r["replicas"]), _capacity(r))
-                    for r in entry.get("recommendations") or ()
+                    Recommendation(parse_rfc3339(r.time), r.replicas, r.capacity_rps)
+                    for r in map(
+                        PersistedRecommendation.model_validate, entry.get("recommendations") or ()
+                    )
                 )
             )
-        except (KeyError, TypeError, ValueError):
+        except (TypeError, ValueError):  # ValidationError is a ValueError
             continue
         if history:
             restored[name] = PoolState(history=history)
